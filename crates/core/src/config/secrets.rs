@@ -1,0 +1,108 @@
+//! `env.VAR` references: secrets live in the environment, never in the file or in logs.
+
+use crate::config::KeyConfig;
+
+/// A key whose value has been resolved; `Debug` never prints the secret.
+#[derive(Clone)]
+pub struct ResolvedKey {
+    /// Stable id for logs/metrics: the configured id or name, else `key-<index>`.
+    pub id: String,
+    /// The secret.
+    pub value: String,
+    /// Models this key may serve; empty = all.
+    pub models: Vec<String>,
+    /// Relative weight.
+    pub weight: f64,
+}
+
+impl std::fmt::Debug for ResolvedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedKey")
+            .field("id", &self.id)
+            .field("value", &"<redacted>")
+            .field("models", &self.models)
+            .field("weight", &self.weight)
+            .finish()
+    }
+}
+
+impl ResolvedKey {
+    /// Whether this key may serve `model`.
+    pub fn allows(&self, model: &str) -> bool {
+        self.models.is_empty() || self.models.iter().any(|m| m == model)
+    }
+}
+
+/// Resolves `env.VAR` to the variable's value; other strings are returned as they are.
+/// `Err(var)` names a variable that is unset or empty.
+pub fn resolve_env(value: &str) -> Result<String, String> {
+    match value.strip_prefix("env.") {
+        Some(var) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(v),
+            _ => Err(var.to_owned()),
+        },
+        None => Ok(value.to_owned()),
+    }
+}
+
+impl KeyConfig {
+    /// Resolves the key; a key whose variable is unset is skipped with a warning naming the
+    /// variable (not the value), as the caller may still have other keys.
+    pub fn resolve(&self, provider: &str, index: usize) -> Option<ResolvedKey> {
+        match resolve_env(&self.value) {
+            Ok(value) if !value.is_empty() => Some(ResolvedKey {
+                id: self
+                    .id
+                    .clone()
+                    .or_else(|| self.name.clone())
+                    .unwrap_or_else(|| format!("key-{index}")),
+                value,
+                models: self.models.clone(),
+                weight: self.weight,
+            }),
+            Ok(_) => {
+                tracing::warn!(provider, key = index, "API key is empty; key skipped");
+                None
+            }
+            Err(var) => {
+                tracing::warn!(
+                    provider,
+                    key = index,
+                    variable = %var,
+                    "environment variable {var} is not set; key skipped"
+                );
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unset_variable_is_reported_by_name() {
+        assert_eq!(
+            resolve_env("env.BIFROST_TEST_SURELY_UNSET_VAR"),
+            Err("BIFROST_TEST_SURELY_UNSET_VAR".to_owned())
+        );
+        assert_eq!(resolve_env("sk-plain"), Ok("sk-plain".to_owned()));
+        let k = KeyConfig {
+            value: "env.BIFROST_TEST_SURELY_UNSET_VAR".into(),
+            ..KeyConfig::default()
+        };
+        assert!(k.resolve("openai", 0).is_none());
+    }
+
+    #[test]
+    fn debug_redacts_the_secret() {
+        let k = KeyConfig {
+            value: "sk-secret".into(),
+            ..KeyConfig::default()
+        }
+        .resolve("openai", 0)
+        .unwrap();
+        assert!(!format!("{k:?}").contains("sk-secret"));
+    }
+}

@@ -1,0 +1,819 @@
+//! The dispatch engine: plugins, per-provider queues, key choice, retries and fallbacks.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::config::{BifrostConfig, NetworkConfig, ResolvedKey};
+use crate::keys::select_key;
+use crate::plugin::{Plugin, Plugins, PreHookOutcome, RequestContext};
+use crate::providers::{CallOptions, Provider, ProviderImpl, ResponseStream};
+use crate::queue::ProviderQueue;
+use crate::retry::{backoff, jitter};
+use crate::schemas::{
+    BifrostError, BifrostRequest, BifrostResponse, ChatMessage, Choice, ModelList, ProviderKey,
+    RequestInput, RequestType, Role,
+};
+
+/// A provider that could not be set up at startup.
+#[derive(Debug, thiserror::Error)]
+#[error("provider {provider}: {message}")]
+pub struct InitError {
+    /// The provider's name.
+    pub provider: String,
+    /// What went wrong (never a secret).
+    pub message: String,
+}
+
+/// The gateway core: cheap to clone, safe to share across tasks.
+#[derive(Clone)]
+pub struct Bifrost {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    providers: HashMap<ProviderKey, Arc<ProviderState>>,
+    /// Providers named in the config that this build cannot serve yet.
+    unsupported: HashMap<ProviderKey, String>,
+    plugins: Plugins,
+}
+
+struct ProviderState {
+    key: ProviderKey,
+    imp: ProviderImpl,
+    keys: Vec<ResolvedKey>,
+    /// Variables named by keys that were skipped because they are unset (for error messages).
+    missing_vars: Vec<String>,
+    network: NetworkConfig,
+    queue: ProviderQueue,
+    send_back_raw_response: bool,
+}
+
+/// Builds a [`Bifrost`]: configuration first, then plugins in the order their hooks should run.
+pub struct BifrostBuilder {
+    config: BifrostConfig,
+    plugins: Vec<Arc<dyn Plugin>>,
+}
+
+impl BifrostBuilder {
+    /// Registers a plugin; pre-hooks run in registration order, post-hooks in reverse.
+    pub fn plugin(mut self, plugin: Arc<dyn Plugin>) -> Self {
+        self.plugins.push(plugin);
+        self
+    }
+
+    /// Sets up every configured provider. A provider this build does not implement is
+    /// skipped with a warning; requests to it fail with a clear error.
+    pub fn build(self) -> Result<Bifrost, InitError> {
+        let client = &self.config.client;
+        let mut providers = HashMap::new();
+        let mut unsupported = HashMap::new();
+        for (name, cfg) in &self.config.providers {
+            let key = ProviderKey::parse(name);
+            let imp = match ProviderImpl::new(&key, cfg, client.initial_pool_size) {
+                Ok(imp) => imp,
+                Err(message) if message.contains("not supported") => {
+                    tracing::warn!(provider = %key, "{message}; requests to it will fail");
+                    unsupported.insert(key, message);
+                    continue;
+                }
+                Err(message) => {
+                    return Err(InitError {
+                        provider: name.clone(),
+                        message,
+                    });
+                }
+            };
+            let mut keys = Vec::new();
+            let mut missing_vars = Vec::new();
+            for (i, k) in cfg.keys.iter().enumerate() {
+                match k.resolve(name, i) {
+                    Some(rk) => keys.push(rk),
+                    None => {
+                        if let Some(var) = k.value.strip_prefix("env.") {
+                            missing_vars.push(var.to_owned());
+                        }
+                    }
+                }
+            }
+            if keys.is_empty() && !key.is_keyless() {
+                tracing::warn!(provider = %key, "provider has no usable API keys; its requests will fail");
+            }
+            let c = cfg.concurrency_and_buffer_size;
+            providers.insert(
+                key.clone(),
+                Arc::new(ProviderState {
+                    queue: ProviderQueue::new(
+                        key.clone(),
+                        c.concurrency,
+                        c.buffer_size,
+                        client.drop_excess_requests,
+                    ),
+                    key,
+                    imp,
+                    keys,
+                    missing_vars,
+                    network: cfg.network_config.clone(),
+                    send_back_raw_response: cfg.send_back_raw_response,
+                }),
+            );
+        }
+        Ok(Bifrost {
+            inner: Arc::new(Inner {
+                providers,
+                unsupported,
+                plugins: self.plugins.into(),
+            }),
+        })
+    }
+}
+
+/// The non-stream operations, selecting the provider method.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Op {
+    Chat,
+    Text,
+    Embedding,
+}
+
+impl Op {
+    fn request_type(self) -> RequestType {
+        match self {
+            Self::Chat => RequestType::ChatCompletion,
+            Self::Text => RequestType::TextCompletion,
+            Self::Embedding => RequestType::Embedding,
+        }
+    }
+}
+
+impl Bifrost {
+    /// Starts building a gateway from `config`.
+    pub fn builder(config: BifrostConfig) -> BifrostBuilder {
+        BifrostBuilder {
+            config,
+            plugins: Vec::new(),
+        }
+    }
+
+    /// The providers that can serve requests.
+    pub fn providers(&self) -> impl Iterator<Item = &ProviderKey> {
+        self.inner.providers.keys()
+    }
+
+    /// The registered plugins, in order.
+    pub fn plugins(&self) -> &[Arc<dyn Plugin>] {
+        &self.inner.plugins
+    }
+
+    /// Chat completion with plugins, retries and fallbacks. `ctx` tells afterwards how many
+    /// retries were spent and which fallback answered.
+    pub async fn chat_completion(
+        &self,
+        ctx: &mut RequestContext,
+        req: BifrostRequest,
+    ) -> Result<BifrostResponse, BifrostError> {
+        self.handle(ctx, req, Op::Chat).await
+    }
+
+    /// Text completion with plugins, retries and fallbacks.
+    pub async fn text_completion(
+        &self,
+        ctx: &mut RequestContext,
+        req: BifrostRequest,
+    ) -> Result<BifrostResponse, BifrostError> {
+        self.handle(ctx, req, Op::Text).await
+    }
+
+    /// Embeddings with plugins, retries and fallbacks.
+    pub async fn embedding(
+        &self,
+        ctx: &mut RequestContext,
+        req: BifrostRequest,
+    ) -> Result<BifrostResponse, BifrostError> {
+        self.handle(ctx, req, Op::Embedding).await
+    }
+
+    /// Streaming chat completion.
+    ///
+    /// Retries and fallbacks apply until the first chunk has arrived; the engine waits for
+    /// that chunk before returning, so nothing has reached the client yet. After it, a
+    /// failure ends the stream with an `Err` item. On success the stream takes `ctx` over
+    /// (see [`BifrostStream::context`]); on error `ctx` stays with the caller.
+    pub async fn chat_completion_stream(
+        &self,
+        ctx: &mut RequestContext,
+        mut req: BifrostRequest,
+    ) -> Result<BifrostStream, BifrostError> {
+        validate(&req)?;
+        let fallbacks = std::mem::take(&mut req.fallbacks);
+        let template = (!fallbacks.is_empty()).then(|| req.clone());
+        let err = match self.attempt_stream(ctx, req).await {
+            Ok(s) => return Ok(self.wrap_stream(ctx, s)),
+            Err(e) => e,
+        };
+        let Some(template) = template.filter(|_| err.fallbacks_allowed()) else {
+            return Err(err);
+        };
+        for (i, fb) in fallbacks.iter().enumerate() {
+            let mut r = template.clone();
+            r.provider = fb.provider.clone();
+            r.model = fb.model.clone();
+            ctx.fallback_index = Some(i);
+            metrics::counter!("bifrost_fallbacks_total", "provider" => fb.provider.to_string())
+                .increment(1);
+            match self.attempt_stream(ctx, r).await {
+                Ok(s) => return Ok(self.wrap_stream(ctx, s)),
+                Err(e) if !e.fallbacks_allowed() => return Err(e),
+                Err(e) => tracing::debug!(fallback = i, error = %e, "stream fallback failed"),
+            }
+        }
+        ctx.fallback_index = None;
+        Err(err)
+    }
+
+    /// Lists models of every configured provider (ids as `provider/model`); a provider that
+    /// fails is left out and logged.
+    pub async fn list_models(&self, ctx: &RequestContext) -> ModelList {
+        let calls = self.inner.providers.values().map(|p| async move {
+            let key = select_key(&p.keys, "")
+                .map(|k| k.value.as_str())
+                .unwrap_or("");
+            let opts = CallOptions {
+                api_key: key,
+                extra_headers: &ctx.extra_headers,
+                raw_response: false,
+                timeout: p.network.request_timeout(),
+            };
+            (p.key.clone(), p.imp.list_models(opts).await)
+        });
+        let mut out = ModelList {
+            object: "list".into(),
+            data: Vec::new(),
+        };
+        for (provider, res) in futures::future::join_all(calls).await {
+            match res {
+                Ok(list) => out.data.extend(list.data),
+                Err(e) => tracing::warn!(%provider, error = %e, "listing models failed"),
+            }
+        }
+        out.data.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// Runs every plugin's `cleanup`, in reverse order.
+    pub async fn shutdown(&self) {
+        for p in self.inner.plugins.iter().rev() {
+            p.cleanup().await;
+        }
+    }
+
+    async fn handle(
+        &self,
+        ctx: &mut RequestContext,
+        mut req: BifrostRequest,
+        op: Op,
+    ) -> Result<BifrostResponse, BifrostError> {
+        validate(&req)?;
+        let fallbacks = std::mem::take(&mut req.fallbacks);
+        let template = (!fallbacks.is_empty()).then(|| req.clone());
+        let err = match self.attempt(ctx, req, op).await {
+            Ok(r) => return Ok(r),
+            Err(e) => e,
+        };
+        let Some(template) = template.filter(|_| err.fallbacks_allowed()) else {
+            return Err(err);
+        };
+        for (i, fb) in fallbacks.iter().enumerate() {
+            let mut r = template.clone();
+            r.provider = fb.provider.clone();
+            r.model = fb.model.clone();
+            ctx.fallback_index = Some(i);
+            metrics::counter!("bifrost_fallbacks_total", "provider" => fb.provider.to_string())
+                .increment(1);
+            match self.attempt(ctx, r, op).await {
+                Ok(mut resp) => {
+                    resp.extra_fields.fallback_index = Some(i);
+                    return Ok(resp);
+                }
+                Err(e) if !e.fallbacks_allowed() => return Err(e),
+                Err(e) => tracing::debug!(fallback = i, error = %e, "fallback failed"),
+            }
+        }
+        ctx.fallback_index = None;
+        Err(err)
+    }
+
+    /// One attempt at one provider, wrapped in the plugin hooks.
+    async fn attempt(
+        &self,
+        ctx: &mut RequestContext,
+        mut req: BifrostRequest,
+        op: Op,
+    ) -> Result<BifrostResponse, BifrostError> {
+        let plugins = &self.inner.plugins;
+        let (ran, short) = run_pre_hooks(plugins, ctx, &mut req).await;
+        let mut result = match short {
+            Some(PreHookOutcome::Respond(r)) => Ok(r),
+            Some(PreHookOutcome::Fail(e)) => Err(e),
+            Some(PreHookOutcome::Stream(s)) => collect_stream(s).await,
+            Some(PreHookOutcome::Continue) | None => self.dispatch(ctx, &req, op).await,
+        };
+        for p in plugins[..ran].iter().rev() {
+            p.post_hook(ctx, &mut result).await;
+        }
+        result
+    }
+
+    fn state(&self, provider: &ProviderKey) -> Result<&Arc<ProviderState>, BifrostError> {
+        self.inner.providers.get(provider).ok_or_else(|| {
+            if let Some(why) = self.inner.unsupported.get(provider) {
+                return BifrostError::gateway(501, "provider_not_supported", why.clone());
+            }
+            BifrostError::invalid_param(
+                "model",
+                format!("provider {provider} is not configured (add it under \"providers\" in config.json)"),
+            )
+        })
+    }
+
+    async fn dispatch(
+        &self,
+        ctx: &mut RequestContext,
+        req: &BifrostRequest,
+        op: Op,
+    ) -> Result<BifrostResponse, BifrostError> {
+        let state = self.state(&req.provider)?;
+        let key = state.pick_key(&req.model)?;
+        let _permit = state.queue.acquire(state.network.request_timeout()).await?;
+        let opts = state.call_options(ctx, key);
+        let started = Instant::now();
+        let mut retries = 0;
+        let result = loop {
+            let res = match op {
+                Op::Chat => state.imp.chat_completion(req, opts).await,
+                Op::Text => state.imp.text_completion(req, opts).await,
+                Op::Embedding => state.imp.embedding(req, opts).await,
+            };
+            match res {
+                Err(e) if state.should_retry(&e, retries) => {
+                    retries += 1;
+                    state.sleep_before_retry(&e, retries).await;
+                }
+                other => break other,
+            }
+        };
+        ctx.retries = retries;
+        let method = op.request_type().as_str();
+        record_upstream(&state.key, &req.model, method, &result, started);
+        match result {
+            Ok(mut r) => {
+                let x = &mut r.extra_fields;
+                x.provider = Some(state.key.clone());
+                x.model_requested = Some(req.model.clone());
+                x.request_type = Some(method.to_owned());
+                x.latency = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+                x.retries = (retries > 0).then_some(retries);
+                Ok(r)
+            }
+            Err(e) => Err(e.with_origin(&state.key, &req.model)),
+        }
+    }
+
+    /// One stream attempt with plugins; returns the stream with its first chunk already in
+    /// hand, plus how many plugins' pre-hooks ran.
+    async fn attempt_stream(
+        &self,
+        ctx: &mut RequestContext,
+        mut req: BifrostRequest,
+    ) -> Result<StreamStart, BifrostError> {
+        let plugins = &self.inner.plugins;
+        let (ran, short) = run_pre_hooks(plugins, ctx, &mut req).await;
+        let started = match short {
+            Some(PreHookOutcome::Respond(r)) => Ok(StreamStart::short(response_to_chunks(r), &req)),
+            Some(PreHookOutcome::Stream(s)) => Ok(StreamStart::short(s, &req)),
+            Some(PreHookOutcome::Fail(e)) => Err(e),
+            Some(PreHookOutcome::Continue) | None => self.dispatch_stream(ctx, &req).await,
+        };
+        match started {
+            Ok(mut s) => {
+                s.ran = ran;
+                Ok(s)
+            }
+            Err(e) => {
+                let mut result = Err(e);
+                for p in plugins[..ran].iter().rev() {
+                    p.post_hook(ctx, &mut result).await;
+                }
+                result.map(|r| {
+                    let mut s = StreamStart::short(response_to_chunks(r), &req);
+                    s.ran = ran;
+                    s
+                })
+            }
+        }
+    }
+
+    async fn dispatch_stream(
+        &self,
+        ctx: &mut RequestContext,
+        req: &BifrostRequest,
+    ) -> Result<StreamStart, BifrostError> {
+        let state = self.state(&req.provider)?;
+        let key = state.pick_key(&req.model)?;
+        let permit = state.queue.acquire(state.network.request_timeout()).await?;
+        let opts = state.call_options(ctx, key);
+        let started = Instant::now();
+        let first_chunk_timeout = state.network.request_timeout();
+        let mut retries = 0;
+        let result = loop {
+            let res = async {
+                let mut s = state.imp.chat_completion_stream(req, opts).await?;
+                match tokio::time::timeout(first_chunk_timeout, s.next()).await {
+                    Err(_) => Err(BifrostError::upstream_unreachable(
+                        true,
+                        format!(
+                            "{}: no stream chunk within {first_chunk_timeout:?}",
+                            state.key
+                        ),
+                    )),
+                    Ok(None) => Err(BifrostError::bad_upstream_response(format!(
+                        "{}: stream ended without any chunk",
+                        state.key
+                    ))),
+                    Ok(Some(Err(e))) => Err(e),
+                    Ok(Some(Ok(first))) => {
+                        Ok(futures::stream::once(async { Ok(first) }).chain(s).boxed())
+                    }
+                }
+            }
+            .await;
+            match res {
+                Err(e) if state.should_retry(&e, retries) => {
+                    retries += 1;
+                    state.sleep_before_retry(&e, retries).await;
+                }
+                other => break other,
+            }
+        };
+        ctx.retries = retries;
+        let method = RequestType::ChatCompletionStream.as_str();
+        record_upstream(&state.key, &req.model, method, &result, started);
+        match result {
+            Ok(stream) => Ok(StreamStart {
+                stream,
+                permit: Some(permit),
+                provider: state.key.clone(),
+                model: req.model.clone(),
+                idle_timeout: state.network.stream_idle_timeout(),
+                ran: 0,
+            }),
+            Err(e) => Err(e.with_origin(&state.key, &req.model)),
+        }
+    }
+
+    fn wrap_stream(&self, ctx: &mut RequestContext, s: StreamStart) -> BifrostStream {
+        BifrostStream {
+            idle: Box::pin(tokio::time::sleep(s.idle_timeout)),
+            inner: s.stream,
+            ctx: std::mem::take(ctx),
+            plugins: Arc::clone(&self.inner.plugins),
+            ran: s.ran,
+            _permit: s.permit,
+            idle_timeout: s.idle_timeout,
+            provider: s.provider,
+            model: s.model,
+            chunk_index: 0,
+            done: false,
+        }
+    }
+}
+
+impl ProviderState {
+    fn pick_key(&self, model: &str) -> Result<&str, BifrostError> {
+        if self.key.is_keyless() && self.keys.is_empty() {
+            return Ok("");
+        }
+        if self.keys.is_empty() {
+            let hint = if self.missing_vars.is_empty() {
+                String::new()
+            } else {
+                format!(" (set {})", self.missing_vars.join(" or "))
+            };
+            return Err(BifrostError::gateway(
+                500,
+                "no_keys",
+                format!("no API keys configured for provider {}{hint}", self.key),
+            ));
+        }
+        select_key(&self.keys, model)
+            .map(|k| k.value.as_str())
+            .ok_or_else(|| {
+                BifrostError::invalid_param(
+                    "model",
+                    format!(
+                        "no keys found for provider {} that support model: {model}",
+                        self.key
+                    ),
+                )
+            })
+    }
+
+    fn call_options<'a>(&'a self, ctx: &'a RequestContext, key: &'a str) -> CallOptions<'a> {
+        CallOptions {
+            api_key: key,
+            extra_headers: &ctx.extra_headers,
+            raw_response: ctx
+                .send_back_raw_response
+                .unwrap_or(self.send_back_raw_response),
+            timeout: self.network.request_timeout(),
+        }
+    }
+
+    fn should_retry(&self, e: &BifrostError, retries: u32) -> bool {
+        e.retryable && retries < self.network.max_retries
+    }
+
+    async fn sleep_before_retry(&self, e: &BifrostError, attempt: u32) {
+        let n = &self.network;
+        let delay = backoff(
+            attempt,
+            n.retry_backoff_initial,
+            n.retry_backoff_max,
+            e.retry_after,
+            jitter(),
+        );
+        tracing::debug!(provider = %self.key, attempt, ?delay, error = %e, "retrying");
+        metrics::counter!("bifrost_retries_total", "provider" => self.key.to_string()).increment(1);
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Runs pre-hooks in order until one answers; returns how many ran and the answer.
+async fn run_pre_hooks(
+    plugins: &[Arc<dyn Plugin>],
+    ctx: &mut RequestContext,
+    req: &mut BifrostRequest,
+) -> (usize, Option<PreHookOutcome>) {
+    for (i, p) in plugins.iter().enumerate() {
+        match p.pre_hook(ctx, req).await {
+            PreHookOutcome::Continue => {}
+            other => return (i + 1, Some(other)),
+        }
+    }
+    (plugins.len(), None)
+}
+
+/// Rejects requests no provider could serve, before any plugin or provider sees them.
+fn validate(req: &BifrostRequest) -> Result<(), BifrostError> {
+    if req.model.is_empty() {
+        return Err(BifrostError::invalid_param("model", "model is required"));
+    }
+    if let RequestInput::Chat(m) = &req.input
+        && m.is_empty()
+    {
+        return Err(BifrostError::invalid_param(
+            "messages",
+            "messages must contain at least one message",
+        ));
+    }
+    Ok(())
+}
+
+fn record_upstream<T>(
+    provider: &ProviderKey,
+    model: &str,
+    method: &'static str,
+    result: &Result<T, BifrostError>,
+    started: Instant,
+) {
+    let status = match result {
+        Ok(_) => "200".to_owned(),
+        Err(e) => e.http_status().to_string(),
+    };
+    let labels = [
+        ("provider", provider.to_string()),
+        ("model", model.to_owned()),
+        ("method", method.to_owned()),
+    ];
+    metrics::counter!("bifrost_upstream_requests_total", &labels).increment(1);
+    let mut with_status = labels.to_vec();
+    with_status.push(("status", status));
+    metrics::histogram!("bifrost_upstream_latency_seconds", &with_status)
+        .record(started.elapsed().as_secs_f64());
+}
+
+/// Drains a plugin-provided stream into one response (for non-stream requests).
+async fn collect_stream(mut s: ResponseStream) -> Result<BifrostResponse, BifrostError> {
+    let mut out: Option<BifrostResponse> = None;
+    let mut text = String::new();
+    let mut finish = None;
+    while let Some(chunk) = s.next().await {
+        let chunk = chunk?;
+        if let Some(c) = chunk.choices.as_ref().and_then(|c| c.first()) {
+            if let Some(t) = c.delta.as_ref().and_then(ChatMessage::text_content) {
+                text.push_str(&t);
+            }
+            finish = c.finish_reason.clone().or(finish);
+        }
+        let usage = chunk.usage.clone();
+        let o = out.get_or_insert(chunk);
+        if usage.is_some() {
+            o.usage = usage;
+        }
+    }
+    let mut r =
+        out.ok_or_else(|| BifrostError::gateway(500, "empty_stream", "plugin stream was empty"))?;
+    r.object = "chat.completion".into();
+    r.choices = Some(vec![Choice {
+        message: Some(ChatMessage::text(Role::Assistant, text)),
+        finish_reason: finish,
+        ..Choice::default()
+    }]);
+    Ok(r)
+}
+
+/// Turns a whole chat response into stream chunks: role, content, tool calls, finish, usage.
+pub fn response_to_chunks(r: BifrostResponse) -> ResponseStream {
+    let mut chunks = Vec::new();
+    let base = BifrostResponse {
+        id: r.id.clone(),
+        object: "chat.completion.chunk".into(),
+        created: r.created,
+        model: r.model.clone(),
+        extra_fields: r.extra_fields.clone(),
+        ..BifrostResponse::default()
+    };
+    let chunk = |choice: Choice| BifrostResponse {
+        choices: Some(vec![choice]),
+        ..base.clone()
+    };
+    for c in r.choices.into_iter().flatten() {
+        let msg = c.message.or(c.delta).unwrap_or_default();
+        chunks.push(chunk(Choice {
+            index: c.index,
+            delta: Some(ChatMessage {
+                role: Some(msg.role.unwrap_or(Role::Assistant)),
+                content: Some(crate::schemas::MessageContent::Text(String::new())),
+                ..ChatMessage::default()
+            }),
+            ..Choice::default()
+        }));
+        let text = msg.text_content().or(c.text);
+        if text.is_some() || msg.tool_calls.is_some() {
+            let tool_calls = msg.tool_calls.map(|calls| {
+                calls
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, mut tc)| {
+                        tc.index = Some(u32::try_from(i).unwrap_or(u32::MAX));
+                        tc
+                    })
+                    .collect()
+            });
+            chunks.push(chunk(Choice {
+                index: c.index,
+                delta: Some(ChatMessage {
+                    content: text.map(crate::schemas::MessageContent::Text),
+                    tool_calls,
+                    ..ChatMessage::default()
+                }),
+                ..Choice::default()
+            }));
+        }
+        chunks.push(chunk(Choice {
+            index: c.index,
+            delta: Some(ChatMessage::default()),
+            finish_reason: Some(c.finish_reason.unwrap_or_else(|| "stop".into())),
+            ..Choice::default()
+        }));
+    }
+    if let Some(usage) = r.usage {
+        chunks.push(BifrostResponse {
+            choices: Some(Vec::new()),
+            usage: Some(usage),
+            ..base
+        });
+    }
+    futures::stream::iter(chunks.into_iter().map(Ok)).boxed()
+}
+
+struct StreamStart {
+    stream: ResponseStream,
+    permit: Option<OwnedSemaphorePermit>,
+    provider: ProviderKey,
+    model: String,
+    idle_timeout: Duration,
+    ran: usize,
+}
+
+impl StreamStart {
+    fn short(stream: ResponseStream, req: &BifrostRequest) -> Self {
+        Self {
+            stream,
+            permit: None,
+            provider: req.provider.clone(),
+            model: req.model.clone(),
+            idle_timeout: Duration::from_secs(60),
+            ran: 0,
+        }
+    }
+}
+
+/// A chat stream on its way to the client: runs the per-chunk hooks, enforces the idle
+/// timeout, holds the provider's concurrency slot until it ends, and reports the end to
+/// plugins exactly once (also when the client goes away and the stream is dropped).
+pub struct BifrostStream {
+    inner: ResponseStream,
+    ctx: RequestContext,
+    plugins: Plugins,
+    ran: usize,
+    _permit: Option<OwnedSemaphorePermit>,
+    idle: Pin<Box<tokio::time::Sleep>>,
+    idle_timeout: Duration,
+    provider: ProviderKey,
+    model: String,
+    chunk_index: u64,
+    done: bool,
+}
+
+impl BifrostStream {
+    /// The request context (retries, fallback index, plugin state).
+    pub fn context(&self) -> &RequestContext {
+        &self.ctx
+    }
+
+    /// The provider serving the stream.
+    pub fn provider(&self) -> &ProviderKey {
+        &self.provider
+    }
+
+    fn finish(&mut self, error: Option<&BifrostError>) {
+        self.done = true;
+        self._permit = None;
+        for p in self.plugins[..self.ran].iter().rev() {
+            p.on_stream_end(&mut self.ctx, error);
+        }
+    }
+}
+
+impl Stream for BifrostStream {
+    type Item = Result<BifrostResponse, BifrostError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match this.inner.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(mut chunk))) => {
+                chunk.extra_fields.provider = Some(this.provider.clone());
+                chunk.extra_fields.chunk_index = Some(this.chunk_index);
+                this.chunk_index += 1;
+                for p in this.plugins[..this.ran].iter().rev() {
+                    p.on_stream_chunk(&mut this.ctx, &mut chunk);
+                }
+                let deadline = tokio::time::Instant::now() + this.idle_timeout;
+                this.idle.as_mut().reset(deadline);
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let e = e.with_origin(&this.provider, &this.model);
+                this.finish(Some(&e));
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                this.finish(None);
+                Poll::Ready(None)
+            }
+            Poll::Pending => match this.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    let e = BifrostError::upstream_unreachable(
+                        true,
+                        format!(
+                            "{}: no stream chunk for {:?}",
+                            this.provider, this.idle_timeout
+                        ),
+                    )
+                    .with_origin(&this.provider, &this.model);
+                    this.finish(Some(&e));
+                    Poll::Ready(Some(Err(e)))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl Drop for BifrostStream {
+    fn drop(&mut self) {
+        if !self.done {
+            let e = BifrostError::cancelled("client went away before the stream ended");
+            self.finish(Some(&e));
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Weighted random key choice among the keys that allow the model.
+
+use crate::config::ResolvedKey;
+
+/// Picks a key for `model`: only keys whose `models` list allows it (empty = all), chosen at
+/// random in proportion to `weight` (Bifrost's rule, with weights compared as floats).
+/// `None` when no key allows the model.
+pub fn select_key<'a>(keys: &'a [ResolvedKey], model: &str) -> Option<&'a ResolvedKey> {
+    select_with(keys, model, fastrand::f64())
+}
+
+/// [`select_key`] with the random draw `r` in `[0, 1)` given, for tests.
+fn select_with<'a>(keys: &'a [ResolvedKey], model: &str, r: f64) -> Option<&'a ResolvedKey> {
+    let mut total = 0.0;
+    let mut count = 0usize;
+    let mut only = None;
+    for k in keys.iter().filter(|k| k.allows(model)) {
+        total += k.weight;
+        count += 1;
+        only = Some(k);
+    }
+    if count <= 1 {
+        return only;
+    }
+    if total <= 0.0 {
+        // All weights zero: fall back to uniform choice.
+        let idx = ((r * count as f64) as usize).min(count - 1);
+        return keys.iter().filter(|k| k.allows(model)).nth(idx);
+    }
+    let mut target = r * total;
+    let mut last = None;
+    for k in keys.iter().filter(|k| k.allows(model)) {
+        if target < k.weight {
+            return Some(k);
+        }
+        target -= k.weight;
+        last = Some(k);
+    }
+    last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str, weight: f64, models: &[&str]) -> ResolvedKey {
+        ResolvedKey {
+            id: id.into(),
+            value: format!("sk-{id}"),
+            models: models.iter().map(|s| s.to_string()).collect(),
+            weight,
+        }
+    }
+
+    #[test]
+    fn distribution_follows_weights_within_tolerance() {
+        let keys = vec![key("a", 0.7, &[]), key("b", 0.2, &[]), key("c", 0.1, &[])];
+        let mut counts = [0u32; 3];
+        let n = 100_000;
+        for _ in 0..n {
+            let k = select_key(&keys, "m").unwrap();
+            counts[(k.id.as_bytes()[0] - b'a') as usize] += 1;
+        }
+        for (i, expect) in [0.7, 0.2, 0.1].iter().enumerate() {
+            let got = f64::from(counts[i]) / f64::from(n);
+            assert!((got - expect).abs() < 0.01, "key {i}: {got} vs {expect}");
+        }
+    }
+
+    #[test]
+    fn model_filter_and_edges() {
+        let keys = vec![
+            key("a", 1.0, &["gpt-4o"]),
+            key("b", 1.0, &["other"]),
+            key("c", 0.0, &[]),
+        ];
+        assert_eq!(select_with(&keys, "gpt-4o", 0.99).unwrap().id, "a");
+        assert_eq!(select_with(&keys, "other", 0.0).unwrap().id, "b");
+        assert_eq!(select_with(&keys, "nothing", 0.5).unwrap().id, "c");
+        let restricted = vec![key("a", 1.0, &["x"])];
+        assert!(select_key(&restricted, "y").is_none());
+        let zero = vec![key("a", 0.0, &[]), key("b", 0.0, &[])];
+        assert_eq!(select_with(&zero, "m", 0.75).unwrap().id, "b");
+        assert_eq!(select_with(&keys, "gpt-4o", 0.999_999).unwrap().id, "a");
+    }
+}

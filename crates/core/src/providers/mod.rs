@@ -1,0 +1,228 @@
+//! Providers: one module each behind the [`Provider`] trait; [`ProviderImpl`] is the dispatch table.
+//!
+//! Providers stay thin: they translate and send one attempt. Retries, fallbacks, key choice
+//! and queueing live in the engine.
+
+pub mod openai;
+mod sse;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::Stream;
+use http::HeaderMap;
+
+use crate::config::{ProviderConfig, ProxyKind, resolve_env};
+use crate::schemas::{BifrostError, BifrostRequest, BifrostResponse, ModelList, ProviderKey};
+
+/// A stream of chunks; an `Err` item ends the stream with a typed error.
+pub type ResponseStream = Pin<Box<dyn Stream<Item = Result<BifrostResponse, BifrostError>> + Send>>;
+
+/// What one attempt needs besides the request: the chosen key and per-request extras.
+#[derive(Debug, Clone, Copy)]
+pub struct CallOptions<'a> {
+    /// The API key value chosen for this request (empty for keyless providers).
+    pub api_key: &'a str,
+    /// Headers to add to the upstream request (from `x-bf-eh-*` request headers).
+    pub extra_headers: &'a [(String, String)],
+    /// Attach the raw provider body to the response.
+    pub raw_response: bool,
+    /// Timeout for the whole attempt (non-stream) or until the response headers (stream).
+    pub timeout: Duration,
+}
+
+/// One provider's API. Each method sends exactly one attempt.
+///
+/// Methods return `impl Future` so dispatch through [`ProviderImpl`] needs no boxing.
+pub trait Provider: Send + Sync {
+    /// Chat completion, whole response.
+    fn chat_completion(
+        &self,
+        req: &BifrostRequest,
+        opts: CallOptions<'_>,
+    ) -> impl Future<Output = Result<BifrostResponse, BifrostError>> + Send;
+
+    /// Chat completion as a stream of `chat.completion.chunk`s. Resolves once the upstream
+    /// answered with a success status; errors after that arrive as stream items.
+    fn chat_completion_stream(
+        &self,
+        req: &BifrostRequest,
+        opts: CallOptions<'_>,
+    ) -> impl Future<Output = Result<ResponseStream, BifrostError>> + Send;
+
+    /// Legacy text completion.
+    fn text_completion(
+        &self,
+        req: &BifrostRequest,
+        opts: CallOptions<'_>,
+    ) -> impl Future<Output = Result<BifrostResponse, BifrostError>> + Send;
+
+    /// Embeddings.
+    fn embedding(
+        &self,
+        req: &BifrostRequest,
+        opts: CallOptions<'_>,
+    ) -> impl Future<Output = Result<BifrostResponse, BifrostError>> + Send;
+
+    /// The provider's models, ids prefixed with the provider name.
+    fn list_models(
+        &self,
+        opts: CallOptions<'_>,
+    ) -> impl Future<Output = Result<ModelList, BifrostError>> + Send;
+}
+
+/// Every provider implementation; a `match` here is the whole dispatch.
+#[derive(Debug)]
+pub enum ProviderImpl {
+    /// OpenAI and OpenAI-compatible APIs.
+    OpenAI(openai::OpenAIProvider),
+}
+
+impl ProviderImpl {
+    /// Builds the implementation for `key`, or says the provider is not supported yet.
+    pub fn new(key: &ProviderKey, cfg: &ProviderConfig, pool_size: usize) -> Result<Self, String> {
+        let client = build_client(cfg, pool_size)?;
+        let headers = extra_headers(cfg)?;
+        match key {
+            ProviderKey::OpenAI => Ok(Self::OpenAI(openai::OpenAIProvider::new(
+                key.clone(),
+                client,
+                cfg.network_config
+                    .base_url
+                    .as_deref()
+                    .unwrap_or(openai::DEFAULT_BASE_URL),
+                headers,
+            ))),
+            other => Err(format!(
+                "provider {other} is not supported by this build yet"
+            )),
+        }
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $p:ident => $call:expr) => {
+        match $self {
+            ProviderImpl::OpenAI($p) => $call,
+        }
+    };
+}
+
+impl Provider for ProviderImpl {
+    async fn chat_completion(
+        &self,
+        req: &BifrostRequest,
+        opts: CallOptions<'_>,
+    ) -> Result<BifrostResponse, BifrostError> {
+        dispatch!(self, p => p.chat_completion(req, opts).await)
+    }
+
+    async fn chat_completion_stream(
+        &self,
+        req: &BifrostRequest,
+        opts: CallOptions<'_>,
+    ) -> Result<ResponseStream, BifrostError> {
+        dispatch!(self, p => p.chat_completion_stream(req, opts).await)
+    }
+
+    async fn text_completion(
+        &self,
+        req: &BifrostRequest,
+        opts: CallOptions<'_>,
+    ) -> Result<BifrostResponse, BifrostError> {
+        dispatch!(self, p => p.text_completion(req, opts).await)
+    }
+
+    async fn embedding(
+        &self,
+        req: &BifrostRequest,
+        opts: CallOptions<'_>,
+    ) -> Result<BifrostResponse, BifrostError> {
+        dispatch!(self, p => p.embedding(req, opts).await)
+    }
+
+    async fn list_models(&self, opts: CallOptions<'_>) -> Result<ModelList, BifrostError> {
+        dispatch!(self, p => p.list_models(opts).await)
+    }
+}
+
+/// One connection pool per provider: keep-alive sized by `-pool-size`, HTTP/2 when the
+/// upstream offers it over TLS (ALPN), `TCP_NODELAY` so small writes are not delayed.
+fn build_client(cfg: &ProviderConfig, pool_size: usize) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .pool_max_idle_per_host(pool_size.max(1))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .tcp_keepalive(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(10));
+    if let Some(proxy) = &cfg.proxy_config {
+        match proxy.kind {
+            ProxyKind::None => b = b.no_proxy(),
+            ProxyKind::Environment => {}
+            ProxyKind::Http | ProxyKind::Socks5 => {
+                let url = proxy.url.as_deref().unwrap_or_default();
+                let url =
+                    resolve_env(url).map_err(|v| format!("proxy_config.url: {v} is not set"))?;
+                let mut p = reqwest::Proxy::all(&url)
+                    .map_err(|e| format!("proxy_config.url: invalid proxy URL: {e}"))?;
+                if let (Some(user), Some(pass)) = (&proxy.username, &proxy.password) {
+                    let pass = resolve_env(pass)
+                        .map_err(|v| format!("proxy_config.password: {v} is not set"))?;
+                    p = p.basic_auth(user, &pass);
+                }
+                b = b.proxy(p);
+            }
+        }
+    } else {
+        b = b.no_proxy();
+    }
+    b.build()
+        .map_err(|e| format!("cannot build HTTP client: {e}"))
+}
+
+fn extra_headers(cfg: &ProviderConfig) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::new();
+    for (k, v) in &cfg.network_config.extra_headers {
+        let v = resolve_env(v)
+            .map_err(|var| format!("network_config.extra_headers.{k}: {var} is not set"))?;
+        let name = http::HeaderName::try_from(k.as_str())
+            .map_err(|_| format!("network_config.extra_headers: invalid header name {k:?}"))?;
+        let value = http::HeaderValue::try_from(v)
+            .map_err(|_| format!("network_config.extra_headers.{k}: invalid header value"))?;
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+/// Strips a trailing `/` and the version segment so both `https://api.openai.com` and
+/// `https://api.openai.com/v1` work as a base URL.
+pub fn normalize_base_url(url: &str, version_segment: &str) -> String {
+    let trimmed = url.trim_end_matches('/');
+    trimmed
+        .strip_suffix(version_segment)
+        .map(|s| s.trim_end_matches('/'))
+        .unwrap_or(trimmed)
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_with_or_without_version() {
+        assert_eq!(
+            normalize_base_url("https://api.openai.com/v1/", "/v1"),
+            "https://api.openai.com"
+        );
+        assert_eq!(
+            normalize_base_url("https://api.openai.com", "/v1"),
+            "https://api.openai.com"
+        );
+        assert_eq!(
+            normalize_base_url("http://h:1/openai/v1", "/v1"),
+            "http://h:1/openai"
+        );
+    }
+}
