@@ -817,3 +817,405 @@ impl Drop for BifrostStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::providers::scripted::ScriptedProvider;
+    use crate::schemas::{ErrorBody, Fallback};
+
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    fn ok(text: &str) -> Result<BifrostResponse, BifrostError> {
+        Ok(BifrostResponse {
+            id: "r".into(),
+            object: "chat.completion".into(),
+            choices: Some(vec![Choice {
+                message: Some(ChatMessage::text(Role::Assistant, text)),
+                finish_reason: Some("stop".into()),
+                ..Choice::default()
+            }]),
+            ..BifrostResponse::default()
+        })
+    }
+
+    fn status(code: u16) -> Result<BifrostResponse, BifrostError> {
+        Err(BifrostError::provider(
+            code,
+            ErrorBody {
+                message: format!("upstream {code}"),
+                ..ErrorBody::default()
+            },
+        ))
+    }
+
+    struct Setup {
+        providers: Vec<(ProviderKey, Vec<Result<BifrostResponse, BifrostError>>, u32)>,
+        plugins: Vec<Arc<dyn Plugin>>,
+    }
+
+    fn build(setup: Setup) -> (Bifrost, Log) {
+        let log: Log = Arc::default();
+        let mut providers = HashMap::new();
+        for (key, script, max_retries) in setup.providers {
+            let network = NetworkConfig {
+                max_retries,
+                retry_backoff_initial: Duration::from_millis(1),
+                retry_backoff_max: Duration::from_millis(2),
+                ..NetworkConfig::default()
+            };
+            providers.insert(
+                key.clone(),
+                Arc::new(ProviderState {
+                    imp: ProviderImpl::Scripted(ScriptedProvider {
+                        name: key.to_string(),
+                        script: Mutex::new(script.into()),
+                        log: Arc::clone(&log),
+                    }),
+                    keys: vec![ResolvedKey {
+                        id: "k".into(),
+                        value: "sk".into(),
+                        models: vec![],
+                        weight: 1.0,
+                    }],
+                    missing_vars: vec![],
+                    network,
+                    queue: ProviderQueue::new(key.clone(), 4, 4, false),
+                    send_back_raw_response: false,
+                    key,
+                }),
+            );
+        }
+        let inner = Inner {
+            providers,
+            unsupported: HashMap::new(),
+            plugins: setup.plugins.into(),
+        };
+        (
+            Bifrost {
+                inner: Arc::new(inner),
+            },
+            log,
+        )
+    }
+
+    fn request(fallbacks: &[&str]) -> BifrostRequest {
+        let mut r = BifrostRequest::chat(
+            ProviderKey::OpenAI,
+            "m",
+            vec![ChatMessage::text(Role::User, "hi")],
+        );
+        r.fallbacks = fallbacks
+            .iter()
+            .filter_map(|f| Fallback::parse(f))
+            .collect();
+        r
+    }
+
+    fn calls(log: &Log) -> Vec<String> {
+        log.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn retries_retryable_errors_then_succeeds() {
+        let (b, log) = build(Setup {
+            providers: vec![(
+                ProviderKey::OpenAI,
+                vec![status(429), status(503), ok("hi")],
+                2,
+            )],
+            plugins: vec![],
+        });
+        let mut ctx = RequestContext::default();
+        let r = b.chat_completion(&mut ctx, request(&[])).await.unwrap();
+        assert_eq!(r.first_text().as_deref(), Some("hi"));
+        assert_eq!(ctx.retries, 2);
+        assert_eq!(r.extra_fields.retries, Some(2));
+        assert_eq!(calls(&log).len(), 3);
+    }
+
+    #[tokio::test]
+    async fn exhausted_retries_return_the_upstream_status() {
+        let (b, log) = build(Setup {
+            providers: vec![(ProviderKey::OpenAI, vec![status(429), status(429)], 1)],
+            plugins: vec![],
+        });
+        let err = b
+            .chat_completion(&mut RequestContext::default(), request(&[]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.http_status(), 429);
+        assert_eq!(calls(&log).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn non_retryable_errors_are_not_retried() {
+        let (b, log) = build(Setup {
+            providers: vec![(ProviderKey::OpenAI, vec![status(401), ok("never")], 3)],
+            plugins: vec![],
+        });
+        let err = b
+            .chat_completion(&mut RequestContext::default(), request(&[]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.http_status(), 401);
+        assert_eq!(calls(&log).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn fallbacks_run_in_order_and_say_who_answered() {
+        let (b, log) = build(Setup {
+            providers: vec![
+                (ProviderKey::OpenAI, vec![status(500)], 0),
+                (ProviderKey::Anthropic, vec![status(503)], 0),
+                (ProviderKey::Groq, vec![ok("from groq")], 0),
+            ],
+            plugins: vec![],
+        });
+        let mut ctx = RequestContext::default();
+        let r = b
+            .chat_completion(
+                &mut ctx,
+                request(&["anthropic/claude", "groq/llama", "mistral/never"]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            calls(&log),
+            vec!["openai:m:sk", "anthropic:claude:sk", "groq:llama:sk"]
+        );
+        assert_eq!(r.extra_fields.provider, Some(ProviderKey::Groq));
+        assert_eq!(r.extra_fields.fallback_index, Some(1));
+        assert_eq!(ctx.fallback_index, Some(1));
+    }
+
+    #[tokio::test]
+    async fn all_fallbacks_failing_returns_the_primary_error() {
+        let (b, _) = build(Setup {
+            providers: vec![
+                (ProviderKey::OpenAI, vec![status(502)], 0),
+                (ProviderKey::Groq, vec![status(503)], 0),
+            ],
+            plugins: vec![],
+        });
+        let err = b
+            .chat_completion(&mut RequestContext::default(), request(&["groq/x"]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.http_status(), 502);
+        assert_eq!(
+            err.extra_fields.unwrap().provider,
+            Some(ProviderKey::OpenAI)
+        );
+    }
+
+    #[tokio::test]
+    async fn client_errors_skip_fallbacks() {
+        let (b, log) = build(Setup {
+            providers: vec![
+                (ProviderKey::OpenAI, vec![]),
+                (ProviderKey::Groq, vec![ok("x")]),
+            ]
+            .into_iter()
+            .map(|(k, s)| (k, s, 0))
+            .collect(),
+            plugins: vec![],
+        });
+        let mut req = request(&["groq/x"]);
+        req.input = RequestInput::Chat(vec![]);
+        let err = b
+            .chat_completion(&mut RequestContext::default(), req)
+            .await
+            .unwrap_err();
+        assert_eq!(err.http_status(), 400);
+        assert!(calls(&log).is_empty());
+    }
+
+    /// Records hook calls and optionally answers in its pre-hook.
+    struct Recorder {
+        name: &'static str,
+        log: Log,
+        answer: Option<&'static str>,
+    }
+
+    #[async_trait::async_trait]
+    impl Plugin for Recorder {
+        fn name(&self) -> &str {
+            self.name
+        }
+        async fn pre_hook(
+            &self,
+            _ctx: &mut RequestContext,
+            req: &mut BifrostRequest,
+        ) -> PreHookOutcome {
+            self.log.lock().unwrap().push(format!("pre:{}", self.name));
+            req.model.push('+');
+            match self.answer {
+                Some(text) => PreHookOutcome::Respond(ok(text).unwrap()),
+                None => PreHookOutcome::Continue,
+            }
+        }
+        async fn post_hook(
+            &self,
+            _ctx: &mut RequestContext,
+            result: &mut Result<BifrostResponse, BifrostError>,
+        ) {
+            self.log.lock().unwrap().push(format!("post:{}", self.name));
+            if self.name == "recover" && result.is_err() {
+                *result = ok("recovered");
+            }
+        }
+        fn on_stream_chunk(&self, _ctx: &mut RequestContext, chunk: &mut BifrostResponse) {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("chunk:{}", self.name));
+            chunk.model = format!("{}|{}", chunk.model, self.name);
+        }
+        fn on_stream_end(&self, _ctx: &mut RequestContext, error: Option<&BifrostError>) {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("end:{}:{}", self.name, error.is_some()));
+        }
+    }
+
+    fn recorder(name: &'static str, log: &Log, answer: Option<&'static str>) -> Arc<dyn Plugin> {
+        Arc::new(Recorder {
+            name,
+            log: Arc::clone(log),
+            answer,
+        })
+    }
+
+    #[tokio::test]
+    async fn hooks_run_in_order_and_reverse() {
+        let hooks: Log = Arc::default();
+        let (b, calls_log) = build(Setup {
+            providers: vec![(ProviderKey::OpenAI, vec![ok("hi")], 0)],
+            plugins: vec![recorder("a", &hooks, None), recorder("b", &hooks, None)],
+        });
+        b.chat_completion(&mut RequestContext::default(), request(&[]))
+            .await
+            .unwrap();
+        assert_eq!(calls(&hooks), vec!["pre:a", "pre:b", "post:b", "post:a"]);
+        assert_eq!(
+            calls(&calls_log),
+            vec!["openai:m++:sk"],
+            "pre-hooks may modify the request"
+        );
+    }
+
+    #[tokio::test]
+    async fn short_circuit_skips_provider_and_later_plugins() {
+        let hooks: Log = Arc::default();
+        let (b, calls_log) = build(Setup {
+            providers: vec![(ProviderKey::OpenAI, vec![ok("upstream")], 0)],
+            plugins: vec![
+                recorder("a", &hooks, None),
+                recorder("b", &hooks, Some("mocked")),
+                recorder("c", &hooks, None),
+            ],
+        });
+        let r = b
+            .chat_completion(&mut RequestContext::default(), request(&[]))
+            .await
+            .unwrap();
+        assert_eq!(r.first_text().as_deref(), Some("mocked"));
+        assert_eq!(calls(&hooks), vec!["pre:a", "pre:b", "post:b", "post:a"]);
+        assert!(calls(&calls_log).is_empty());
+    }
+
+    #[tokio::test]
+    async fn post_hook_can_recover_an_error() {
+        let hooks: Log = Arc::default();
+        let (b, _) = build(Setup {
+            providers: vec![(ProviderKey::OpenAI, vec![status(500)], 0)],
+            plugins: vec![recorder("recover", &hooks, None)],
+        });
+        let r = b
+            .chat_completion(&mut RequestContext::default(), request(&[]))
+            .await
+            .unwrap();
+        assert_eq!(r.first_text().as_deref(), Some("recovered"));
+    }
+
+    #[tokio::test]
+    async fn unconfigured_provider_is_a_client_error_naming_it() {
+        let (b, _) = build(Setup {
+            providers: vec![],
+            plugins: vec![],
+        });
+        let err = b
+            .chat_completion(&mut RequestContext::default(), request(&[]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.http_status(), 400);
+        assert!(err.error.message.contains("openai"));
+    }
+
+    #[tokio::test]
+    async fn stream_hooks_see_every_chunk_and_the_end_once() {
+        let hooks: Log = Arc::default();
+        let (b, _) = build(Setup {
+            providers: vec![(ProviderKey::OpenAI, vec![ok("hello")], 0)],
+            plugins: vec![recorder("a", &hooks, None), recorder("b", &hooks, None)],
+        });
+        let mut ctx = RequestContext::default();
+        let s = b
+            .chat_completion_stream(&mut ctx, request(&[]))
+            .await
+            .unwrap();
+        let chunks: Vec<_> = s.collect().await;
+        assert_eq!(chunks.len(), 3, "role, content, finish");
+        let first = chunks[0].as_ref().unwrap();
+        assert_eq!(first.model, "|b|a");
+        assert_eq!(first.extra_fields.chunk_index, Some(0));
+        let h = calls(&hooks);
+        assert_eq!(&h[..2], &["pre:a", "pre:b"]);
+        assert_eq!(h.iter().filter(|x| x.starts_with("chunk:")).count(), 6);
+        assert_eq!(&h[h.len() - 2..], &["end:b:false", "end:a:false"]);
+    }
+
+    #[tokio::test]
+    async fn stream_falls_back_before_the_first_chunk() {
+        let (b, log) = build(Setup {
+            providers: vec![
+                (ProviderKey::OpenAI, vec![status(503)], 0),
+                (ProviderKey::Groq, vec![ok("fb")], 0),
+            ],
+            plugins: vec![],
+        });
+        let mut ctx = RequestContext::default();
+        let s = b
+            .chat_completion_stream(&mut ctx, request(&["groq/x"]))
+            .await
+            .unwrap();
+        assert_eq!(s.provider(), &ProviderKey::Groq);
+        assert_eq!(s.context().fallback_index, Some(0));
+        let text: String = s
+            .filter_map(|c| async move { c.ok()?.first_text() })
+            .collect()
+            .await;
+        assert_eq!(text, "fb");
+        assert_eq!(calls(&log).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn dropped_stream_reports_cancellation_to_plugins() {
+        let hooks: Log = Arc::default();
+        let (b, _) = build(Setup {
+            providers: vec![(ProviderKey::OpenAI, vec![ok("hello")], 0)],
+            plugins: vec![recorder("a", &hooks, None)],
+        });
+        let mut s = b
+            .chat_completion_stream(&mut RequestContext::default(), request(&[]))
+            .await
+            .unwrap();
+        let _ = s.next().await;
+        drop(s);
+        assert_eq!(calls(&hooks).last().map(String::as_str), Some("end:a:true"));
+    }
+}

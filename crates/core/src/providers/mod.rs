@@ -4,6 +4,8 @@
 //! and queueing live in the engine.
 
 pub mod openai;
+#[cfg(test)]
+pub(crate) mod scripted;
 mod sse;
 
 use std::future::Future;
@@ -77,6 +79,9 @@ pub trait Provider: Send + Sync {
 pub enum ProviderImpl {
     /// OpenAI and OpenAI-compatible APIs.
     OpenAI(openai::OpenAIProvider),
+    /// Test-only scripted provider.
+    #[cfg(test)]
+    Scripted(scripted::ScriptedProvider),
 }
 
 impl ProviderImpl {
@@ -105,6 +110,8 @@ macro_rules! dispatch {
     ($self:ident, $p:ident => $call:expr) => {
         match $self {
             ProviderImpl::OpenAI($p) => $call,
+            #[cfg(test)]
+            ProviderImpl::Scripted($p) => $call,
         }
     };
 }
