@@ -827,6 +827,7 @@ mod tests {
     use crate::schemas::{ErrorBody, Fallback};
 
     type Log = Arc<Mutex<Vec<String>>>;
+    type Script = Vec<Result<BifrostResponse, BifrostError>>;
 
     fn ok(text: &str) -> Result<BifrostResponse, BifrostError> {
         Ok(BifrostResponse {
@@ -852,7 +853,7 @@ mod tests {
     }
 
     struct Setup {
-        providers: Vec<(ProviderKey, Vec<Result<BifrostResponse, BifrostError>>, u32)>,
+        providers: Vec<(ProviderKey, Script, u32)>,
         plugins: Vec<Arc<dyn Plugin>>,
     }
 
