@@ -12,7 +12,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::config::{BifrostConfig, NetworkConfig, ResolvedKey};
 use crate::keys::select_key;
 use crate::plugin::{Plugin, Plugins, PreHookOutcome, RequestContext};
-use crate::providers::{CallOptions, Provider, ProviderImpl, ResponseStream};
+use crate::providers::{CallOptions, Provider, ProviderImpl, ResponseStream, SetupError};
 use crate::queue::ProviderQueue;
 use crate::retry::{backoff, jitter};
 use crate::schemas::{
@@ -77,12 +77,12 @@ impl BifrostBuilder {
             let key = ProviderKey::parse(name);
             let imp = match ProviderImpl::new(&key, cfg, client.initial_pool_size) {
                 Ok(imp) => imp,
-                Err(message) if message.contains("not supported") => {
+                Err(SetupError::Unsupported(message)) => {
                     tracing::warn!(provider = %key, "{message}; requests to it will fail");
                     unsupported.insert(key, message);
                     continue;
                 }
-                Err(message) => {
+                Err(SetupError::Invalid(message)) => {
                     return Err(InitError {
                         provider: name.clone(),
                         message,

@@ -74,6 +74,17 @@ pub trait Provider: Send + Sync {
     ) -> impl Future<Output = Result<ModelList, BifrostError>> + Send;
 }
 
+/// Why a provider could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// This build has no implementation for the provider (not fatal: its requests fail).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The provider's configuration is unusable (fatal at startup).
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// Every provider implementation; a `match` here is the whole dispatch.
 #[derive(Debug)]
 pub enum ProviderImpl {
@@ -85,24 +96,34 @@ pub enum ProviderImpl {
 }
 
 impl ProviderImpl {
-    /// Builds the implementation for `key`, or says the provider is not supported yet.
-    pub fn new(key: &ProviderKey, cfg: &ProviderConfig, pool_size: usize) -> Result<Self, String> {
-        let client = build_client(cfg, pool_size)?;
-        let headers = extra_headers(cfg)?;
-        match key {
-            ProviderKey::OpenAI => Ok(Self::OpenAI(openai::OpenAIProvider::new(
-                key.clone(),
-                client,
-                cfg.network_config
-                    .base_url
-                    .as_deref()
-                    .unwrap_or(openai::DEFAULT_BASE_URL),
-                headers,
-            ))),
-            other => Err(format!(
-                "provider {other} is not supported by this build yet"
-            )),
-        }
+    /// Builds the implementation for `key`.
+    pub fn new(
+        key: &ProviderKey,
+        cfg: &ProviderConfig,
+        pool_size: usize,
+    ) -> Result<Self, SetupError> {
+        let Some(default_base) = openai_compatible_base_url(key) else {
+            return Err(SetupError::Unsupported(format!(
+                "provider {key} is not supported by this build yet"
+            )));
+        };
+        let client = build_client(cfg, pool_size).map_err(SetupError::Invalid)?;
+        let headers = extra_headers(cfg).map_err(SetupError::Invalid)?;
+        let base_url = match (cfg.network_config.base_url.as_deref(), default_base) {
+            (Some(url), _) => url,
+            (None, Some(url)) => url,
+            (None, None) => {
+                return Err(SetupError::Invalid(format!(
+                    "network_config.base_url is required for provider {key}"
+                )));
+            }
+        };
+        Ok(Self::OpenAI(openai::OpenAIProvider::new(
+            key.clone(),
+            client,
+            base_url,
+            headers,
+        )))
     }
 }
 
@@ -152,6 +173,23 @@ impl Provider for ProviderImpl {
     async fn list_models(&self, opts: CallOptions<'_>) -> Result<ModelList, BifrostError> {
         dispatch!(self, p => p.list_models(opts).await)
     }
+}
+
+/// For providers that speak OpenAI's API: `Some(default base URL)`, or `Some(None)` when the
+/// URL must be configured (self-hosted servers). `None`: not OpenAI-compatible.
+fn openai_compatible_base_url(key: &ProviderKey) -> Option<Option<&'static str>> {
+    Some(match key {
+        ProviderKey::OpenAI => Some(openai::DEFAULT_BASE_URL),
+        ProviderKey::Groq => Some("https://api.groq.com/openai"),
+        ProviderKey::OpenRouter => Some("https://openrouter.ai/api"),
+        ProviderKey::Cerebras => Some("https://api.cerebras.ai"),
+        ProviderKey::Xai => Some("https://api.x.ai"),
+        ProviderKey::Mistral => Some("https://api.mistral.ai"),
+        ProviderKey::Parasail => Some("https://api.parasail.io"),
+        ProviderKey::Ollama => Some("http://localhost:11434"),
+        ProviderKey::Sgl => None,
+        _ => return None,
+    })
 }
 
 /// One connection pool per provider: keep-alive sized by `-pool-size`, HTTP/2 when the
