@@ -1,1 +1,9 @@
-//! HTTP transport.
+//! Bifrost's HTTP transport: an axum server exposing the OpenAI-shaped routes over the core
+//! engine. Handlers only translate; the engine does the work.
+
+pub mod app;
+pub mod cli;
+pub mod errors;
+pub mod parse;
+pub mod server;
+pub mod sse;

@@ -1,1 +1,31 @@
-fn main() {}
+//! `bifrost-http`: the gateway binary. Parses flags, sets up logging, runs the server.
+
+use bifrost_transport_http::cli::Cli;
+use bifrost_transport_http::server;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse_from_go_style(std::env::args());
+    init_tracing(&cli.log_level, &cli.log_style);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(server::run(cli));
+    if let Err(e) = &result {
+        tracing::error!(error = format!("{e:#}"), "bifrost-http failed");
+    }
+    result
+}
+
+fn init_tracing(level: &str, style: &str) {
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},hyper=warn,reqwest=warn,h2=warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if style == "pretty" {
+        builder.init();
+    } else {
+        builder.json().flatten_event(true).init();
+    }
+}

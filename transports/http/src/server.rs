@@ -1,0 +1,196 @@
+//! Startup: configuration, plugins, metrics, listener, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::serve::ListenerExt;
+use bifrost_core::config::PluginConfig;
+use bifrost_core::{Bifrost, BifrostConfig, Plugin};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+use crate::app::{AppState, RouterOptions, router};
+use crate::cli::Cli;
+
+/// How long in-flight requests get to finish after SIGTERM/ctrl-c.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Latency buckets (seconds) for every `*_seconds` histogram: 100 µs to 90 s.
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0, 90.0,
+];
+
+/// Loads the configuration the flags point to, then applies flag overrides.
+pub fn load_config(cli: &Cli) -> anyhow::Result<BifrostConfig> {
+    let path = cli.config.clone().or_else(|| {
+        let p = cli.app_dir.join("config.json");
+        p.exists().then_some(p)
+    });
+    let mut cfg = match path {
+        Some(p) => {
+            let cfg =
+                BifrostConfig::load(&p).with_context(|| format!("loading {}", p.display()))?;
+            tracing::info!(config = %p.display(), providers = cfg.providers.len(), "configuration loaded");
+            cfg
+        }
+        None => {
+            let cfg = BifrostConfig::from_env_keys();
+            let names: Vec<&str> = cfg.providers.keys().map(String::as_str).collect();
+            tracing::info!(
+                providers = ?names,
+                "no config.json found; providers detected from *_API_KEY environment variables"
+            );
+            cfg
+        }
+    };
+    if let Some(n) = cli.pool_size {
+        cfg.client.initial_pool_size = n;
+    }
+    if let Some(d) = cli.drop_excess_requests {
+        cfg.client.drop_excess_requests = d;
+    }
+    for label in &cli.prometheus_labels {
+        let label = label.trim().to_lowercase();
+        if !label.is_empty() && !cfg.client.prometheus_labels.contains(&label) {
+            cfg.client.prometheus_labels.push(label);
+        }
+    }
+    for name in &cli.plugins {
+        let name = name.trim();
+        if name.is_empty() {
+            continue;
+        }
+        match cfg.plugins.iter_mut().find(|p| p.name == name) {
+            Some(p) => p.enabled = true,
+            None => cfg.plugins.push(PluginConfig {
+                name: name.to_owned(),
+                enabled: true,
+                config: serde_json::Value::Null,
+            }),
+        }
+    }
+    Ok(cfg)
+}
+
+/// Instantiates the enabled plugins in config order.
+pub fn build_plugins(cfg: &BifrostConfig) -> anyhow::Result<Vec<Arc<dyn Plugin>>> {
+    let mut out: Vec<Arc<dyn Plugin>> = Vec::new();
+    for p in cfg.plugins.iter().filter(|p| p.enabled) {
+        match p.name.as_str() {
+            "mocker" => {
+                let plugin = bifrost_plugin_mocker::MockerPlugin::from_config(&p.config)
+                    .with_context(|| "plugins[mocker].config")?;
+                out.push(Arc::new(plugin));
+            }
+            other => tracing::warn!(
+                plugin = other,
+                "plugin is not available in this build; skipped"
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// Installs the Prometheus recorder (once per process) and keeps its histograms drained.
+fn install_metrics() -> Option<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("seconds".into()), BUCKETS)
+        .ok()?
+        .install_recorder()
+        .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
+        .ok()?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Some(handle)
+}
+
+/// Runs the gateway until SIGTERM/ctrl-c, then drains in-flight requests.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let cfg = load_config(&cli)?;
+    let plugins = build_plugins(&cfg)?;
+    let mut builder = Bifrost::builder(cfg.clone());
+    for p in plugins {
+        builder = builder.plugin(p);
+    }
+    let bifrost = builder.build()?;
+    let state = AppState {
+        bifrost: bifrost.clone(),
+        metrics: install_metrics(),
+        prometheus_labels: cfg.client.prometheus_labels.clone().into(),
+    };
+    let app = router(
+        state,
+        RouterOptions {
+            max_body_bytes: cfg
+                .client
+                .max_request_body_size_mb
+                .saturating_mul(1024 * 1024),
+            allowed_origins: cfg.client.allowed_origins.clone(),
+        },
+    );
+    let listener = TcpListener::bind((cli.host.as_str(), cli.port))
+        .await
+        .with_context(|| format!("binding {}:{}", cli.host, cli.port))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    tracing::info!(%addr, "bifrost-http listening on http://{addr}");
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown({
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    });
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = stop_tx.send(true);
+    });
+    let mut rx = stop_rx;
+    tokio::select! {
+        res = server => res.context("server error")?,
+        _ = async {
+            let _ = rx.wait_for(|s| *s).await;
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } => tracing::warn!("drain timeout reached; closing remaining connections"),
+    }
+    bifrost.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
