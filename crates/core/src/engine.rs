@@ -240,11 +240,8 @@ impl Bifrost {
     /// fails is left out and logged.
     pub async fn list_models(&self, ctx: &RequestContext) -> ModelList {
         let calls = self.inner.providers.values().map(|p| async move {
-            let key = select_key(&p.keys, "")
-                .map(|k| k.value.as_str())
-                .unwrap_or("");
             let opts = CallOptions {
-                api_key: key,
+                key: select_key(&p.keys, ""),
                 extra_headers: &ctx.extra_headers,
                 raw_response: false,
                 timeout: p.network.request_timeout(),
@@ -494,9 +491,9 @@ impl Bifrost {
 }
 
 impl ProviderState {
-    fn pick_key(&self, model: &str) -> Result<&str, BifrostError> {
+    fn pick_key(&self, model: &str) -> Result<Option<&ResolvedKey>, BifrostError> {
         if self.key.is_keyless() && self.keys.is_empty() {
-            return Ok("");
+            return Ok(None);
         }
         if self.keys.is_empty() {
             let hint = if self.missing_vars.is_empty() {
@@ -510,22 +507,24 @@ impl ProviderState {
                 format!("no API keys configured for provider {}{hint}", self.key),
             ));
         }
-        select_key(&self.keys, model)
-            .map(|k| k.value.as_str())
-            .ok_or_else(|| {
-                BifrostError::invalid_param(
-                    "model",
-                    format!(
-                        "no keys found for provider {} that support model: {model}",
-                        self.key
-                    ),
-                )
-            })
+        select_key(&self.keys, model).map(Some).ok_or_else(|| {
+            BifrostError::invalid_param(
+                "model",
+                format!(
+                    "no keys found for provider {} that support model: {model}",
+                    self.key
+                ),
+            )
+        })
     }
 
-    fn call_options<'a>(&'a self, ctx: &'a RequestContext, key: &'a str) -> CallOptions<'a> {
+    fn call_options<'a>(
+        &'a self,
+        ctx: &'a RequestContext,
+        key: Option<&'a ResolvedKey>,
+    ) -> CallOptions<'a> {
         CallOptions {
-            api_key: key,
+            key,
             extra_headers: &ctx.extra_headers,
             raw_response: ctx
                 .send_back_raw_response
@@ -880,6 +879,7 @@ mod tests {
                         value: "sk".into(),
                         models: vec![],
                         weight: 1.0,
+                        provider_config: Default::default(),
                     }],
                     missing_vars: vec![],
                     network,

@@ -49,6 +49,7 @@ mod tests {
             value: format!("sk-{id}"),
             models: models.iter().map(|s| s.to_string()).collect(),
             weight,
+            provider_config: Default::default(),
         }
     }
 

@@ -26,6 +26,7 @@
 //! The hot path does no logging and little allocation: it is the upstream that
 //! gateway benchmarks run against.
 
+mod capture;
 mod chat;
 mod completions;
 mod conn;
@@ -48,6 +49,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+pub use capture::CapturedRequest;
 pub use stats::StatsSnapshot;
 
 use crate::conn::{KillSwitch, MockListener};
@@ -59,6 +61,9 @@ pub struct MockConfig {
     /// Extra latency added before the response headers of every inference
     /// request, to imitate a real provider's time to first byte.
     pub latency: Duration,
+    /// Record every request (method, path, query, headers, JSON body) for
+    /// [`MockState::captured`] and `GET /_mock/requests`. Off for benchmarks.
+    pub capture_requests: bool,
 }
 
 /// Shared state of one mock: its configuration and request counters.
@@ -74,6 +79,7 @@ pub struct MockState {
 struct Inner {
     config: MockConfig,
     stats: Stats,
+    captured: capture::Capture,
     /// Never reset, so response ids stay unique for the life of the server.
     seq: AtomicU64,
 }
@@ -86,6 +92,7 @@ impl MockState {
             inner: Arc::new(Inner {
                 config,
                 stats: Stats::default(),
+                captured: capture::Capture::default(),
                 seq: AtomicU64::new(0),
             }),
         }
@@ -127,9 +134,21 @@ impl MockState {
         self.inner.stats.snapshot()
     }
 
-    /// Zeroes every counter (including scenario `fail_times` progress).
+    /// Zeroes every counter (including scenario `fail_times` progress) and forgets
+    /// captured requests.
     pub fn reset(&self) {
         self.inner.stats.reset();
+        self.inner.captured.clear();
+    }
+
+    /// Requests recorded so far, oldest first (empty unless `capture_requests` is on).
+    #[must_use]
+    pub fn captured(&self) -> Vec<CapturedRequest> {
+        self.inner.captured.all()
+    }
+
+    pub(crate) fn captured_log(&self) -> &capture::Capture {
+        &self.inner.captured
     }
 
     pub(crate) fn counters(&self) -> &Stats {
@@ -160,12 +179,21 @@ pub fn router(state: MockState) -> Router {
         .route("/_mock/stats", get(stats_handler))
         .route("/_mock/reset", post(reset_handler))
         .route("/_mock/health", get(|| async { "ok" }))
+        .route("/_mock/requests", get(captured_handler))
         .fallback(openai::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            capture::record,
+        ))
         .with_state(state)
 }
 
 async fn stats_handler(State(state): State<MockState>) -> Response {
     openai::json_response(axum::http::StatusCode::OK, &state.stats())
+}
+
+async fn captured_handler(State(state): State<MockState>) -> Response {
+    openai::json_response(axum::http::StatusCode::OK, &state.captured())
 }
 
 async fn reset_handler(State(state): State<MockState>) -> Response {
@@ -269,9 +297,21 @@ impl MockServer {
         self.state.stats()
     }
 
-    /// Zeroes every counter.
+    /// Zeroes every counter and forgets captured requests.
     pub fn reset(&self) {
         self.state.reset();
+    }
+
+    /// Requests recorded so far (needs `MockConfig::capture_requests`).
+    #[must_use]
+    pub fn captured(&self) -> Vec<CapturedRequest> {
+        self.state.captured()
+    }
+
+    /// The most recent captured request.
+    #[must_use]
+    pub fn last_request(&self) -> Option<CapturedRequest> {
+        self.state.captured().pop()
     }
 
     /// The shared state, e.g. to build another router over the same counters.

@@ -27,6 +27,9 @@ struct Args {
     /// Latency added before the headers of every inference response.
     #[arg(long, env = "MOCK_UPSTREAM_LATENCY_MS", default_value_t = 0)]
     latency_ms: u64,
+    /// Record requests for `GET /_mock/requests` (tests; off for benchmarks).
+    #[arg(long)]
+    capture: bool,
 }
 
 #[tokio::main]
@@ -38,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let state = MockState::new(MockConfig {
         latency: Duration::from_millis(args.latency_ms),
+        capture_requests: args.capture,
     });
 
     let mut stdout = std::io::stdout().lock();

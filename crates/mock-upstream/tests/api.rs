@@ -299,6 +299,7 @@ async fn body_mock_object_matches_headers() {
 async fn delay_and_latency_hold_back_headers() {
     let mock = MockServer::start(MockConfig {
         latency: Duration::from_millis(40),
+        ..MockConfig::default()
     })
     .await
     .unwrap();
@@ -655,4 +656,27 @@ async fn embedded_router_serves_and_still_breaks_on_reset() {
     assert_eq!(state.requests_for_key("embedded"), 1);
     assert_eq!(state.total_requests(), 2);
     server.abort();
+}
+
+#[tokio::test]
+async fn captures_requests_when_asked() {
+    let mock = MockServer::start(MockConfig {
+        capture_requests: true,
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions?x=1", mock.url()))
+        .header("authorization", "Bearer sk-cap")
+        .json(&serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let last = mock.last_request().unwrap();
+    assert_eq!(last.path, "/v1/chat/completions");
+    assert_eq!(last.query.as_deref(), Some("x=1"));
+    assert_eq!(last.header("authorization"), Some("Bearer sk-cap"));
+    assert_eq!(last.body["messages"][0]["content"], "hi");
 }

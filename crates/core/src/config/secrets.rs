@@ -1,5 +1,9 @@
 //! `env.VAR` references: secrets live in the environment, never in the file or in logs.
 
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
 use crate::config::KeyConfig;
 
 /// A key whose value has been resolved; `Debug` never prints the secret.
@@ -13,6 +17,9 @@ pub struct ResolvedKey {
     pub models: Vec<String>,
     /// Relative weight.
     pub weight: f64,
+    /// Provider-specific settings of this key (`azure_key_config`, `bedrock_key_config`, …),
+    /// with `env.VAR` string values resolved.
+    pub provider_config: BTreeMap<String, Value>,
 }
 
 impl std::fmt::Debug for ResolvedKey {
@@ -45,6 +52,21 @@ pub fn resolve_env(value: &str) -> Result<String, String> {
     }
 }
 
+/// Resolves `env.VAR` strings anywhere inside a JSON value; unset variables stay as written
+/// (the provider then reports the missing setting by name).
+fn resolve_env_in(v: &Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(resolve_env(s).unwrap_or_else(|_| s.clone())),
+        Value::Array(a) => Value::Array(a.iter().map(resolve_env_in).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), resolve_env_in(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 impl KeyConfig {
     /// Resolves the key; a key whose variable is unset is skipped with a warning naming the
     /// variable (not the value), as the caller may still have other keys.
@@ -59,6 +81,11 @@ impl KeyConfig {
                 value,
                 models: self.models.clone(),
                 weight: self.weight,
+                provider_config: self
+                    .provider_config
+                    .iter()
+                    .map(|(k, v)| (k.clone(), resolve_env_in(v)))
+                    .collect(),
             }),
             Ok(_) => {
                 tracing::warn!(provider, key = index, "API key is empty; key skipped");

@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures::Stream;
 use http::HeaderMap;
 
-use crate::config::{ProviderConfig, ProxyKind, resolve_env};
+use crate::config::{ProviderConfig, ProxyKind, ResolvedKey, resolve_env};
 use crate::schemas::{BifrostError, BifrostRequest, BifrostResponse, ModelList, ProviderKey};
 
 /// A stream of chunks; an `Err` item ends the stream with a typed error.
@@ -24,14 +24,22 @@ pub type ResponseStream = Pin<Box<dyn Stream<Item = Result<BifrostResponse, Bifr
 /// What one attempt needs besides the request: the chosen key and per-request extras.
 #[derive(Debug, Clone, Copy)]
 pub struct CallOptions<'a> {
-    /// The API key value chosen for this request (empty for keyless providers).
-    pub api_key: &'a str,
+    /// The key chosen for this request (`None` for keyless providers). Its
+    /// `provider_config` holds per-key settings such as Azure's endpoint and deployments.
+    pub key: Option<&'a ResolvedKey>,
     /// Headers to add to the upstream request (from `x-bf-eh-*` request headers).
     pub extra_headers: &'a [(String, String)],
     /// Attach the raw provider body to the response.
     pub raw_response: bool,
     /// Timeout for the whole attempt (non-stream) or until the response headers (stream).
     pub timeout: Duration,
+}
+
+impl CallOptions<'_> {
+    /// The secret to send, or `""` for keyless providers.
+    pub fn api_key(&self) -> &str {
+        self.key.map_or("", |k| k.value.as_str())
+    }
 }
 
 /// One provider's API. Each method sends exactly one attempt.

@@ -61,8 +61,9 @@ impl OpenAIProvider {
             .request(method, url)
             .headers(self.headers.clone())
             .timeout(opts.timeout);
-        if !opts.api_key.is_empty() {
-            rb = rb.bearer_auth(opts.api_key);
+        let api_key = opts.api_key();
+        if !api_key.is_empty() {
+            rb = rb.bearer_auth(api_key);
         }
         for (k, v) in opts.extra_headers {
             rb = rb.header(k.as_str(), v.as_str());

@@ -23,7 +23,7 @@ impl ScriptedProvider {
         opts: CallOptions<'_>,
     ) -> Result<BifrostResponse, BifrostError> {
         if let Ok(mut log) = self.log.lock() {
-            log.push(format!("{}:{}:{}", self.name, req.model, opts.api_key));
+            log.push(format!("{}:{}:{}", self.name, req.model, opts.api_key()));
         }
         self.script
             .lock()

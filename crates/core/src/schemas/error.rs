@@ -184,6 +184,19 @@ impl BifrostError {
         e
     }
 
+    /// The provider has no such operation (e.g. embeddings at Anthropic): 400, no retry,
+    /// fallbacks allowed (another provider may have it).
+    pub fn unsupported_operation(provider: &ProviderKey, operation: &str) -> Self {
+        let mut e = Self::new(
+            ErrorSource::Client,
+            400,
+            "unsupported_operation",
+            format!("provider {provider} does not support {operation}"),
+        );
+        e.is_bifrost_error = true;
+        e
+    }
+
     /// Records which provider and model the error came from.
     pub fn with_origin(mut self, provider: &ProviderKey, model: &str) -> Self {
         self.extra_fields = Some(ErrorExtraFields {
