@@ -17,8 +17,10 @@ use crate::queue::ProviderQueue;
 use crate::retry::{backoff, jitter};
 use crate::schemas::{
     BifrostError, BifrostRequest, BifrostResponse, ChatMessage, Choice, ModelList, ProviderKey,
-    RequestInput, RequestType, Role,
+    RequestInput, RequestType, Role, Usage,
 };
+use crate::telemetry::{self, model_label, provider_label, status_label};
+use metrics::{Label, SharedString};
 
 /// A provider that could not be set up at startup.
 #[derive(Debug, thiserror::Error)]
@@ -224,7 +226,7 @@ impl Bifrost {
             r.provider = fb.provider.clone();
             r.model = fb.model.clone();
             ctx.fallback_index = Some(i);
-            metrics::counter!("bifrost_fallbacks_total", "provider" => fb.provider.to_string())
+            metrics::counter!(telemetry::FALLBACKS, "provider" => provider_label(&fb.provider))
                 .increment(1);
             match self.attempt_stream(ctx, r).await {
                 Ok(s) => return Ok(self.wrap_stream(ctx, s)),
@@ -290,7 +292,7 @@ impl Bifrost {
             r.provider = fb.provider.clone();
             r.model = fb.model.clone();
             ctx.fallback_index = Some(i);
-            metrics::counter!("bifrost_fallbacks_total", "provider" => fb.provider.to_string())
+            metrics::counter!(telemetry::FALLBACKS, "provider" => provider_label(&fb.provider))
                 .increment(1);
             match self.attempt(ctx, r, op).await {
                 Ok(mut resp) => {
@@ -320,9 +322,7 @@ impl Bifrost {
             Some(PreHookOutcome::Stream(s)) => collect_stream(s).await,
             Some(PreHookOutcome::Continue) | None => self.dispatch(ctx, &req, op).await,
         };
-        for p in plugins[..ran].iter().rev() {
-            p.post_hook(ctx, &mut result).await;
-        }
+        run_post_hooks(&plugins[..ran], ctx, &mut result).await;
         result
     }
 
@@ -365,6 +365,7 @@ impl Bifrost {
             }
         };
         ctx.retries = retries;
+        ctx.upstream_time += started.elapsed();
         let method = op.request_type().as_str();
         record_upstream(&state.key, &req.model, method, &result, started);
         match result {
@@ -403,9 +404,7 @@ impl Bifrost {
             }
             Err(e) => {
                 let mut result = Err(e);
-                for p in plugins[..ran].iter().rev() {
-                    p.post_hook(ctx, &mut result).await;
-                }
+                run_post_hooks(&plugins[..ran], ctx, &mut result).await;
                 result.map(|r| {
                     let mut s = StreamStart::short(response_to_chunks(r), &req);
                     s.ran = ran;
@@ -458,8 +457,17 @@ impl Bifrost {
             }
         };
         ctx.retries = retries;
+        ctx.upstream_time += started.elapsed();
         let method = RequestType::ChatCompletionStream.as_str();
         record_upstream(&state.key, &req.model, method, &result, started);
+        if result.is_ok() {
+            metrics::histogram!(
+                telemetry::STREAM_FIRST_TOKEN,
+                "provider" => provider_label(&state.key),
+                "model" => model_label(&req.model)
+            )
+            .record(started.elapsed().as_secs_f64());
+        }
         match result {
             Ok(stream) => Ok(StreamStart {
                 stream,
@@ -474,7 +482,14 @@ impl Bifrost {
     }
 
     fn wrap_stream(&self, ctx: &mut RequestContext, s: StreamStart) -> BifrostStream {
+        metrics::gauge!(telemetry::STREAMS_IN_FLIGHT).increment(1.0);
         BifrostStream {
+            gaps: metrics::histogram!(
+                telemetry::STREAM_INTER_TOKEN,
+                "provider" => provider_label(&s.provider),
+                "model" => model_label(&s.model)
+            ),
+            last_chunk: Instant::now(),
             idle: Box::pin(tokio::time::sleep(s.idle_timeout)),
             inner: s.stream,
             ctx: std::mem::take(ctx),
@@ -547,7 +562,7 @@ impl ProviderState {
             jitter(),
         );
         tracing::debug!(provider = %self.key, attempt, ?delay, error = %e, "retrying");
-        metrics::counter!("bifrost_retries_total", "provider" => self.key.to_string()).increment(1);
+        metrics::counter!(telemetry::RETRIES, "provider" => provider_label(&self.key)).increment(1);
         tokio::time::sleep(delay).await;
     }
 }
@@ -559,12 +574,37 @@ async fn run_pre_hooks(
     req: &mut BifrostRequest,
 ) -> (usize, Option<PreHookOutcome>) {
     for (i, p) in plugins.iter().enumerate() {
-        match p.pre_hook(ctx, req).await {
+        let t = Instant::now();
+        let outcome = p.pre_hook(ctx, req).await;
+        record_plugin(p.as_ref(), "pre_hook", t);
+        match outcome {
             PreHookOutcome::Continue => {}
             other => return (i + 1, Some(other)),
         }
     }
     (plugins.len(), None)
+}
+
+/// Runs post-hooks in reverse order.
+async fn run_post_hooks(
+    plugins: &[Arc<dyn Plugin>],
+    ctx: &mut RequestContext,
+    result: &mut Result<BifrostResponse, BifrostError>,
+) {
+    for p in plugins.iter().rev() {
+        let t = Instant::now();
+        p.post_hook(ctx, result).await;
+        record_plugin(p.as_ref(), "post_hook", t);
+    }
+}
+
+fn record_plugin(p: &dyn Plugin, hook: &'static str, started: Instant) {
+    metrics::histogram!(
+        telemetry::PLUGIN_DURATION,
+        "plugin" => telemetry::interned_label(p.name()),
+        "hook" => hook
+    )
+    .record(started.elapsed().as_secs_f64());
 }
 
 /// Rejects requests no provider could serve, before any plugin or provider sees them.
@@ -583,27 +623,59 @@ fn validate(req: &BifrostRequest) -> Result<(), BifrostError> {
     Ok(())
 }
 
-fn record_upstream<T>(
+/// Bifrost's upstream metrics for one request (after its retries), plus token counts.
+fn record_upstream(
     provider: &ProviderKey,
     model: &str,
     method: &'static str,
-    result: &Result<T, BifrostError>,
+    result: &Result<impl UsageOf, BifrostError>,
     started: Instant,
 ) {
+    let provider = provider_label(provider);
+    let model = model_label(model);
+    let method = SharedString::const_str(method);
     let status = match result {
-        Ok(_) => "200".to_owned(),
-        Err(e) => e.http_status().to_string(),
+        Ok(_) => status_label(200),
+        Err(e) => status_label(e.http_status()),
     };
     let labels = [
-        ("provider", provider.to_string()),
-        ("model", model.to_owned()),
-        ("method", method.to_owned()),
+        Label::new("provider", provider.clone()),
+        Label::new("model", model.clone()),
+        Label::new("method", method.clone()),
     ];
-    metrics::counter!("bifrost_upstream_requests_total", &labels).increment(1);
-    let mut with_status = labels.to_vec();
-    with_status.push(("status", status));
-    metrics::histogram!("bifrost_upstream_latency_seconds", &with_status)
+    metrics::counter!(telemetry::UPSTREAM_REQUESTS, labels.iter()).increment(1);
+    if let Ok(r) = result {
+        metrics::counter!(telemetry::SUCCESS_REQUESTS, labels.iter()).increment(1);
+        if let Some(u) = r.usage_of() {
+            let pm = [Label::new("provider", provider), Label::new("model", model)];
+            metrics::counter!(telemetry::INPUT_TOKENS, pm.iter()).increment(u.prompt_tokens);
+            metrics::counter!(telemetry::OUTPUT_TOKENS, pm.iter()).increment(u.completion_tokens);
+        }
+    }
+    let [p, m, me] = labels;
+    let with_status = [p, m, me, Label::new("status", status)];
+    if result.is_err() {
+        metrics::counter!(telemetry::ERROR_REQUESTS, with_status.iter()).increment(1);
+    }
+    metrics::histogram!(telemetry::UPSTREAM_LATENCY, with_status.iter())
         .record(started.elapsed().as_secs_f64());
+}
+
+/// Token usage of a result, when it has one (streams report theirs in the last chunk).
+trait UsageOf {
+    fn usage_of(&self) -> Option<&Usage>;
+}
+
+impl UsageOf for BifrostResponse {
+    fn usage_of(&self) -> Option<&Usage> {
+        self.usage.as_ref()
+    }
+}
+
+impl UsageOf for ResponseStream {
+    fn usage_of(&self) -> Option<&Usage> {
+        None
+    }
 }
 
 /// Drains a plugin-provided stream into one response (for non-stream requests).
@@ -738,6 +810,8 @@ pub struct BifrostStream {
     model: String,
     chunk_index: u64,
     done: bool,
+    gaps: metrics::Histogram,
+    last_chunk: Instant,
 }
 
 impl BifrostStream {
@@ -753,6 +827,7 @@ impl BifrostStream {
 
     fn finish(&mut self, error: Option<&BifrostError>) {
         self.done = true;
+        metrics::gauge!(telemetry::STREAMS_IN_FLIGHT).decrement(1.0);
         self._permit = None;
         for p in self.plugins[..self.ran].iter().rev() {
             p.on_stream_end(&mut self.ctx, error);
@@ -772,6 +847,10 @@ impl Stream for BifrostStream {
             Poll::Ready(Some(Ok(mut chunk))) => {
                 chunk.extra_fields.provider = Some(this.provider.clone());
                 chunk.extra_fields.chunk_index = Some(this.chunk_index);
+                if this.chunk_index > 0 {
+                    this.gaps.record(this.last_chunk.elapsed().as_secs_f64());
+                }
+                this.last_chunk = Instant::now();
                 this.chunk_index += 1;
                 for p in this.plugins[..this.ran].iter().rev() {
                     p.on_stream_chunk(&mut this.ctx, &mut chunk);

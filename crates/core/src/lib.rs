@@ -23,6 +23,7 @@ pub mod providers;
 pub mod queue;
 pub mod retry;
 pub mod schemas;
+pub mod telemetry;
 
 pub use config::BifrostConfig;
 pub use engine::{Bifrost, BifrostBuilder, BifrostStream, InitError};

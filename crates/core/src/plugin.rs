@@ -58,6 +58,9 @@ pub struct RequestContext {
     pub retries: u32,
     /// Index of the fallback that answered, if not the primary (set by the engine).
     pub fallback_index: Option<usize>,
+    /// Time spent on provider calls (and the backoff between retries) across every attempt;
+    /// for streams, until the first chunk. The gateway's own overhead is the rest.
+    pub upstream_time: std::time::Duration,
     /// Typed per-request state for plugins (e.g. a start time or a trace id).
     pub extensions: http::Extensions,
 }

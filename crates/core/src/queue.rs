@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::schemas::{BifrostError, ProviderKey};
+use crate::telemetry::{self, provider_label};
 
 /// One provider's queue.
 #[derive(Debug)]
@@ -19,14 +20,17 @@ pub struct ProviderQueue {
     waiting: AtomicUsize,
     buffer_size: usize,
     drop_excess: bool,
+    depth: metrics::Gauge,
+    wait: metrics::Histogram,
 }
 
 /// Decrements the waiting count however the wait ends (success, timeout, cancellation).
-struct WaitGuard<'a>(&'a AtomicUsize);
+struct WaitGuard<'a>(&'a AtomicUsize, &'a metrics::Gauge);
 
 impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+        self.1.decrement(1.0);
     }
 }
 
@@ -39,6 +43,8 @@ impl ProviderQueue {
         drop_excess: bool,
     ) -> Self {
         Self {
+            depth: metrics::gauge!(telemetry::QUEUE_DEPTH, "provider" => provider_label(&provider)),
+            wait: metrics::histogram!(telemetry::QUEUE_WAIT, "provider" => provider_label(&provider)),
             provider,
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
             waiting: AtomicUsize::new(0),
@@ -55,12 +61,19 @@ impl ProviderQueue {
             return Ok(p);
         }
         let queued = self.waiting.fetch_add(1, Ordering::Relaxed) + 1;
-        let _guard = WaitGuard(&self.waiting);
+        let _guard = WaitGuard(&self.waiting, &self.depth);
+        self.depth.increment(1.0);
         if queued > self.buffer_size && self.drop_excess {
+            metrics::counter!(telemetry::QUEUE_DROPPED, "provider" => provider_label(&self.provider))
+                .increment(1);
             return Err(BifrostError::queue_full(&self.provider));
         }
+        let started = std::time::Instant::now();
         match tokio::time::timeout(timeout, Arc::clone(&self.slots).acquire_owned()).await {
-            Ok(Ok(p)) => Ok(p),
+            Ok(Ok(p)) => {
+                self.wait.record(started.elapsed().as_secs_f64());
+                Ok(p)
+            }
             Ok(Err(_)) => Err(BifrostError::gateway(
                 503,
                 "provider_shutdown",

@@ -7,11 +7,13 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use bifrost_core::telemetry::{interned_label, status_label};
 use bifrost_core::{Bifrost, RequestContext};
+use metrics::{Label, SharedString};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
@@ -129,30 +131,64 @@ async fn reject_oversized(State(max): State<usize>, req: Request, next: Next) ->
 
 /// The request id (the caller's `x-request-id` or a new one), available to handlers.
 #[derive(Clone)]
-struct RequestId(Arc<str>);
+struct RequestId(HeaderValue);
 
-/// Request id, HTTP metrics and one debug log line per request.
+/// Time a handler spent waiting on providers, left in the response's extensions so the
+/// middleware can report the gateway's own share of the request.
+#[derive(Clone, Copy)]
+struct UpstreamTime(Duration);
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_OVERHEAD: HeaderName = HeaderName::from_static("x-bifrost-overhead-us");
+const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    match headers.get(&X_REQUEST_ID) {
+        Some(v) if !v.is_empty() && v.len() <= 128 && v.to_str().is_ok() => v.clone(),
+        _ => {
+            let mut buf = [0u8; 32];
+            let n = fastrand::u128(..);
+            for (i, b) in buf.iter_mut().enumerate() {
+                let nibble = ((n >> (124 - 4 * i)) & 0xf) as u8;
+                *b = if nibble < 10 {
+                    b'0' + nibble
+                } else {
+                    b'a' + nibble - 10
+                };
+            }
+            HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("0"))
+        }
+    }
+}
+
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::HEAD => "HEAD",
+        Method::PATCH => "PATCH",
+        _ => "OTHER",
+    }
+}
+
+/// Request id, HTTP metrics, the gateway-overhead header and one debug log line per request.
+///
+/// Overhead = time from the request reaching this layer until the response (for streams:
+/// its headers) is ready, minus the time spent waiting on providers (`UpstreamTime`).
 async fn observe(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let id: Arc<str> = match req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(v) if !v.is_empty() && v.len() <= 128 => Arc::from(v),
-        _ => Arc::from(format!(
-            "{:016x}{:016x}",
-            fastrand::u64(..),
-            fastrand::u64(..)
-        )),
-    };
+    let id = request_id(req.headers());
     let path = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
-    let method = req.method().as_str().to_owned();
-    let custom: Vec<metrics::Label> = st
+        .map_or(SharedString::const_str("unmatched"), |p| {
+            interned_label(p.as_str())
+        });
+    let method = method_label(req.method());
+    let custom: Vec<Label> = st
         .prometheus_labels
         .iter()
         .map(|l| {
@@ -161,29 +197,53 @@ async fn observe(State(st): State<AppState>, mut req: Request, next: Next) -> Re
                 .get(format!("x-bf-prom-{l}"))
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            metrics::Label::new(l.clone(), v.to_owned())
+            Label::new(l.clone(), v.to_owned())
         })
         .collect();
-    req.extensions_mut().insert(RequestId(Arc::clone(&id)));
+    req.extensions_mut().insert(RequestId(id.clone()));
     let mut resp = next.run(req).await;
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-request-id", v);
+    let total = started.elapsed();
+    let status = resp.status().as_u16();
+    if let Some(UpstreamTime(upstream)) = resp.extensions().get::<UpstreamTime>().copied() {
+        let overhead = total.saturating_sub(upstream);
+        let h = resp.headers_mut();
+        h.insert(
+            X_OVERHEAD,
+            HeaderValue::from(u64::try_from(overhead.as_micros()).unwrap_or(u64::MAX)),
+        );
+        let timing = format!(
+            "gateway;dur={:.3}, upstream;dur={:.3}",
+            overhead.as_secs_f64() * 1e3,
+            upstream.as_secs_f64() * 1e3
+        );
+        if let Ok(v) = HeaderValue::from_str(&timing) {
+            h.insert(SERVER_TIMING, v);
+        }
+        metrics::histogram!(GATEWAY_OVERHEAD, "path" => path.clone())
+            .record(overhead.as_secs_f64());
     }
-    let status = resp.status().as_u16().to_string();
-    if path != "/metrics" {
-        let mut labels = vec![
-            metrics::Label::new("path", path.clone()),
-            metrics::Label::new("method", method.clone()),
-            metrics::Label::new("status", status),
-        ];
+    tracing::debug!(request_id = ?id, method, path = %path, status, "request");
+    resp.headers_mut().insert(X_REQUEST_ID, id);
+    if path.as_ref() != "/metrics" {
+        let mut labels = Vec::with_capacity(3 + custom.len());
+        labels.extend([
+            Label::new("path", path),
+            Label::new("method", method),
+            Label::new("status", status_label(status)),
+        ]);
         labels.extend(custom);
-        metrics::histogram!("http_request_duration_seconds", labels.clone())
-            .record(started.elapsed().as_secs_f64());
-        metrics::counter!("http_requests_total", labels).increment(1);
+        metrics::histogram!(HTTP_DURATION, labels.iter()).record(total.as_secs_f64());
+        metrics::counter!(HTTP_REQUESTS, labels.iter()).increment(1);
     }
-    tracing::debug!(request_id = %id, %method, %path, status = resp.status().as_u16(), "request");
     resp
 }
+
+/// HTTP requests by path (route template), method, status (counter; Bifrost's name).
+const HTTP_REQUESTS: &str = "http_requests_total";
+/// HTTP request latency (histogram, seconds; Bifrost's name).
+const HTTP_DURATION: &str = "http_request_duration_seconds";
+/// Time spent in the gateway excluding upstream time (histogram, seconds).
+const GATEWAY_OVERHEAD: &str = "bifrost_gateway_overhead_seconds";
 
 /// Builds the request context from the headers Bifrost defines.
 fn context(id: &RequestId, headers: &HeaderMap) -> RequestContext {
@@ -201,7 +261,7 @@ fn context(id: &RequestId, headers: &HeaderMap) -> RequestContext {
         "x-bf-vk",
         "authorization",
     ];
-    let mut ctx = RequestContext::new(id.0.as_ref());
+    let mut ctx = RequestContext::new(id.0.to_str().unwrap_or_default());
     for (name, value) in headers {
         if let Some(fwd) = name.as_str().strip_prefix("x-bf-eh-")
             && !DENY.contains(&fwd)
@@ -261,10 +321,11 @@ async fn inference(
             .await
         {
             Ok(stream) => {
-                let (retries, fallback) =
-                    (stream.context().retries, stream.context().fallback_index);
+                let c = stream.context();
+                let (retries, fallback, upstream) = (c.retries, c.fallback_index, c.upstream_time);
                 let mut resp = sse_response(stream);
                 add_attempt_headers(&mut resp, retries, fallback);
+                resp.extensions_mut().insert(UpstreamTime(upstream));
                 resp
             }
             Err(e) => {
@@ -290,6 +351,8 @@ async fn inference(
                 )
                     .into_response();
                 add_attempt_headers(&mut resp, ctx.retries, ctx.fallback_index);
+                resp.extensions_mut()
+                    .insert(UpstreamTime(ctx.upstream_time));
                 resp
             }
             Err(e) => http_error(
@@ -302,6 +365,8 @@ async fn inference(
             log_error(&ctx, &e);
             let mut resp = error_response(&e);
             add_attempt_headers(&mut resp, ctx.retries, None);
+            resp.extensions_mut()
+                .insert(UpstreamTime(ctx.upstream_time));
             resp
         }
     }

@@ -116,6 +116,8 @@ fn install_metrics() -> Option<PrometheusHandle> {
 /// Runs the gateway until SIGTERM/ctrl-c, then drains in-flight requests.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = load_config(&cli)?;
+    // Before anything registers a metric handle, so those handles record.
+    let metrics = install_metrics();
     let plugins = build_plugins(&cfg)?;
     let mut builder = Bifrost::builder(cfg.clone());
     for p in plugins {
@@ -124,7 +126,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let bifrost = builder.build()?;
     let state = AppState {
         bifrost: bifrost.clone(),
-        metrics: install_metrics(),
+        metrics,
         prometheus_labels: cfg.client.prometheus_labels.clone().into(),
     };
     let app = router(

@@ -249,10 +249,16 @@ async fn keys_are_chosen_by_weight_and_model() {
     // For the model it is limited to, the weight-100 key competes with the others (~96 %).
     let special = chat_body("openai/special-model", "k");
     for _ in 0..20 {
-        assert_eq!(c.post(&url).json(&special).send().await.unwrap().status(), 200);
+        assert_eq!(
+            c.post(&url).json(&special).send().await.unwrap().status(),
+            200
+        );
     }
     let got = mock.requests_for_key("sk-special");
-    assert!(got >= 14, "expected ~19 of 20 on the weight-100 key, got {got}");
+    assert!(
+        got >= 14,
+        "expected ~19 of 20 on the weight-100 key, got {got}"
+    );
 }
 
 #[tokio::test]
@@ -462,13 +468,34 @@ async fn missing_key_variable_is_named_in_the_error() {
 }
 
 #[tokio::test]
-async fn metrics_expose_http_and_upstream_series() {
+async fn metrics_expose_http_upstream_stream_and_overhead_series() {
     let (_mock, gw) = setup().await;
-    post(
+    let (_, headers, _) = post(
         &format!("{}/v1/chat/completions", gw.url),
         &chat_body("openai/gpt-4o-mini", "m"),
     )
     .await;
+    let overhead: u64 = headers["x-bifrost-overhead-us"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(overhead < 1_000_000, "{overhead}");
+    let timing = headers["server-timing"].to_str().unwrap();
+    assert!(
+        timing.starts_with("gateway;dur=") && timing.contains("upstream;dur="),
+        "{timing}"
+    );
+    let mut body = chat_body("openai/gpt-4o-mini", "a b c");
+    body["stream"] = json!(true);
+    let resp = client()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().contains_key("x-bifrost-overhead-us"));
+    sse_events(resp).await;
     let text = client()
         .get(format!("{}/metrics", gw.url))
         .send()
@@ -482,10 +509,20 @@ async fn metrics_expose_http_and_upstream_series() {
         "http_request_duration_seconds_bucket",
         "bifrost_upstream_requests_total",
         "bifrost_upstream_latency_seconds_bucket",
+        "bifrost_success_requests_total",
+        "bifrost_input_tokens_total",
+        "bifrost_output_tokens_total",
+        "bifrost_gateway_overhead_seconds_bucket",
+        "bifrost_queue_depth",
+        "bifrost_streams_in_flight",
+        "bifrost_stream_first_token_latency_seconds_bucket",
+        "bifrost_stream_inter_token_latency_seconds_bucket",
+        "bifrost_plugin_duration_seconds_bucket",
     ] {
         assert!(text.contains(series), "missing {series} in\n{text}");
     }
     assert!(text.contains("provider=\"openai\""));
+    assert!(text.contains("path=\"/v1/chat/completions\""));
 }
 
 #[tokio::test]

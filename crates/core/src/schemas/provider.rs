@@ -72,6 +72,15 @@ impl ProviderKey {
     /// The provider's wire name, e.g. `"openai"`.
     pub fn as_str(&self) -> &str {
         match self {
+            Self::Custom(name) => name,
+            known => known.static_name().unwrap_or_default(),
+        }
+    }
+
+    /// The wire name of a known provider as a `&'static str` (free to use as a metric label);
+    /// `None` for `Custom`.
+    pub fn static_name(&self) -> Option<&'static str> {
+        Some(match self {
             Self::OpenAI => "openai",
             Self::Azure => "azure",
             Self::Anthropic => "anthropic",
@@ -88,8 +97,8 @@ impl ProviderKey {
             Self::OpenRouter => "openrouter",
             Self::Perplexity => "perplexity",
             Self::Xai => "xai",
-            Self::Custom(name) => name,
-        }
+            Self::Custom(_) => return None,
+        })
     }
 
     /// Parses a provider name; never fails, unknown names become `Custom`.
@@ -106,9 +115,11 @@ impl ProviderKey {
         !matches!(self, Self::Custom(_))
     }
 
-    /// True when the provider needs no API key (local servers).
+    /// True when the provider may run without an API key: local servers, and custom providers
+    /// (`custom_provider_config`), which are mostly self-hosted (vLLM, SGLang, LM Studio).
+    /// Configured keys are still used when present.
     pub fn is_keyless(&self) -> bool {
-        matches!(self, Self::Ollama | Self::Sgl)
+        matches!(self, Self::Ollama | Self::Sgl | Self::Custom(_))
     }
 
     /// The environment variable a zero-config start reads this provider's key from.

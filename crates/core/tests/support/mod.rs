@@ -1,6 +1,10 @@
 //! Shared helpers for provider tests: a capturing mock upstream and an engine built from JSON.
 
-#![allow(dead_code, unused_imports, reason = "each test binary uses a different subset")]
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "each test binary uses a different subset"
+)]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

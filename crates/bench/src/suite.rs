@@ -1,0 +1,624 @@
+//! `make bench`: every measurement of the benchmark issue in one run on one machine, written
+//! to `docs/benchmarks.md`. Each gateway number is compared with the same load sent straight
+//! to the upstream in the same run, so machine noise largely cancels out.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use serde_json::json;
+
+use crate::load::{LoadResult, StreamResult, closed_loop, concurrent_streams};
+use crate::procs::{Proc, free_port, mock, server};
+use crate::procstat::{cpu_time, memory_mib};
+
+/// Suite settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SuiteArgs {
+    /// The gateway binary (a release build).
+    #[arg(long, default_value = "target/release/bifrost-http")]
+    pub gateway_bin: PathBuf,
+    /// The mock upstream binary.
+    #[arg(long, default_value = "target/release/mock-upstream")]
+    pub mock_bin: PathBuf,
+    /// Where to write the report.
+    #[arg(long, default_value = "docs/benchmarks.md")]
+    pub out: PathBuf,
+    /// Seconds measured per closed-loop run (after 1 s of warm-up).
+    #[arg(long, default_value_t = 5)]
+    pub duration: u64,
+    /// Seconds of the steady-load memory trend.
+    #[arg(long, default_value_t = 300)]
+    pub soak: u64,
+    /// Concurrency levels for added latency.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
+    pub concurrency: Vec<usize>,
+    /// Concurrent stream counts.
+    #[arg(long, value_delimiter = ',', default_value = "64,256,512")]
+    pub streams: Vec<usize>,
+    /// Peer gateways to measure side by side (`litellm`).
+    #[arg(long, value_delimiter = ',')]
+    pub peers: Vec<String>,
+    /// The LiteLLM proxy executable (for `--peers litellm`).
+    #[arg(long, default_value = ".venv-bench/bin/litellm")]
+    pub litellm_bin: PathBuf,
+}
+
+const PROMPT: &str = "Say hello in one short sentence.";
+
+fn chat_body(model: &str, extra: serde_json::Value) -> Bytes {
+    let mut v = json!({"model": model, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 32});
+    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    Bytes::from(v.to_string())
+}
+
+/// One gateway run compared with the same run straight to the upstream.
+struct Pair {
+    concurrency: usize,
+    direct: LoadResult,
+    gateway: LoadResult,
+    cpu_us_per_req: f64,
+}
+
+struct Gateway {
+    proc: Proc,
+    _dir: TempDir,
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn start_gateway(
+    bin: &std::path::Path,
+    instant: &str,
+    slow: &str,
+    fixed: Option<&str>,
+) -> anyhow::Result<Gateway> {
+    let dir = std::env::temp_dir().join(format!("bifrost-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let provider = |url: &str| {
+        json!({"keys": [{"value": "sk-bench"}], "network_config": {"base_url": url},
+               "concurrency_and_buffer_size": {"concurrency": 4096, "buffer_size": 8192}})
+    };
+    let mut providers = json!({"openai": provider(instant), "groq": provider(slow)});
+    if let Some(f) = fixed {
+        providers["cerebras"] = provider(f);
+    }
+    let cfg = json!({"client": {"initial_pool_size": 512}, "providers": providers});
+    let path = dir.join("config.json");
+    std::fs::write(&path, cfg.to_string())?;
+    let port = free_port()?;
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "-config",
+        &path.to_string_lossy(),
+        "-port",
+        &port.to_string(),
+        "-host",
+        "127.0.0.1",
+        "-log-level",
+        "warn",
+    ]);
+    let proc = server(cmd, port, "/health").await?;
+    Ok(Gateway {
+        proc,
+        _dir: TempDir(dir),
+    })
+}
+
+async fn pair(
+    direct_url: &str,
+    direct_body: &Bytes,
+    gw: &Proc,
+    gw_body: &Bytes,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<Pair> {
+    let warm = Duration::from_secs(1);
+    let direct = closed_loop(
+        &format!("{direct_url}/v1/chat/completions"),
+        direct_body.clone(),
+        concurrency,
+        warm,
+        duration,
+    )
+    .await?;
+    let cpu0 = cpu_time(gw.pid()).unwrap_or_default();
+    let t0 = Instant::now();
+    let gateway = closed_loop(
+        &format!("{}/v1/chat/completions", gw.url),
+        gw_body.clone(),
+        concurrency,
+        warm,
+        duration,
+    )
+    .await?;
+    let cpu = cpu_time(gw.pid()).unwrap_or_default().saturating_sub(cpu0);
+    // CPU over the whole run (warm-up included) divided by every request it served.
+    let served = gateway.rps * t0.elapsed().as_secs_f64();
+    let cpu_us_per_req = if served > 0.0 {
+        cpu.as_secs_f64() * 1e6 / served
+    } else {
+        0.0
+    };
+    Ok(Pair {
+        concurrency,
+        direct,
+        gateway,
+        cpu_us_per_req,
+    })
+}
+
+/// A fixed chat completion served by nginx: the practical ceiling for a two-hop proxy.
+fn start_nginx(dir: &std::path::Path) -> anyhow::Result<Option<Proc>> {
+    let Ok(nginx) = which("nginx") else {
+        return Ok(None);
+    };
+    let port = free_port()?;
+    let body = r#"{"id":"chatcmpl-static","object":"chat.completion","created":1700000000,"model":"static","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":9,"total_tokens":18}}"#;
+    let conf = format!(
+        "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 8192; }}\n\
+         http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
+         server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000;\n\
+         location / {{ default_type application/json; return 200 '{body}'; }} }} }}\n",
+        d = dir.display()
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf)?;
+    let child = Command::new(nginx)
+        .args([
+            "-c",
+            &conf_path.to_string_lossy(),
+            "-e",
+            &dir.join("error.log").to_string_lossy(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(500));
+    Ok(Some(Proc {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }))
+}
+
+fn which(name: &str) -> anyhow::Result<PathBuf> {
+    for dir in std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .chain(["/usr/sbin", "/sbin"])
+    {
+        let p = PathBuf::from(dir).join(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    anyhow::bail!("{name} not found")
+}
+
+/// Runs the whole suite and writes the report.
+pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
+    let d = Duration::from_secs(args.duration);
+    let tmp = std::env::temp_dir().join(format!("bifrost-bench-static-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    let _tmp = TempDir(tmp.clone());
+
+    let instant = mock(&args.mock_bin, 0)?;
+    let slow = mock(&args.mock_bin, 20)?;
+    let nginx = start_nginx(&tmp)?;
+    let gw = start_gateway(
+        &args.gateway_bin,
+        &instant.url,
+        &slow.url,
+        nginx.as_ref().map(|n| n.url.as_str()),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (idle_rss, _) = memory_mib(gw.proc.pid()).unwrap_or_default();
+    eprintln!("gateway idle RSS {idle_rss:.1} MiB");
+
+    let direct_body = chat_body("gpt-4o-mini", json!({}));
+    let mut instant_pairs = Vec::new();
+    let mut slow_pairs = Vec::new();
+    for &c in &args.concurrency {
+        eprintln!("instant upstream, concurrency {c}");
+        instant_pairs.push(
+            pair(
+                &instant.url,
+                &direct_body,
+                &gw.proc,
+                &chat_body("openai/gpt-4o-mini", json!({})),
+                c,
+                d,
+            )
+            .await?,
+        );
+        eprintln!("20 ms upstream, concurrency {c}");
+        slow_pairs.push(
+            pair(
+                &slow.url,
+                &direct_body,
+                &gw.proc,
+                &chat_body("groq/gpt-4o-mini", json!({})),
+                c,
+                d,
+            )
+            .await?,
+        );
+    }
+    let static_pair = match &nginx {
+        Some(n) => {
+            eprintln!("static nginx upstream, concurrency 64");
+            Some(
+                pair(
+                    &n.url,
+                    &direct_body,
+                    &gw.proc,
+                    &chat_body("cerebras/static", json!({})),
+                    64,
+                    d,
+                )
+                .await?,
+            )
+        }
+        None => None,
+    };
+
+    let stream_extra = json!({"stream": true, "mock": {"chunks": 20, "chunk_delay_ms": 50}});
+    let stall = Duration::from_millis(250);
+    let mut stream_rows = Vec::new();
+    for &n in &args.streams {
+        eprintln!("{n} concurrent streams");
+        let direct = concurrent_streams(
+            &format!("{}/v1/chat/completions", instant.url),
+            chat_body("gpt-4o-mini", stream_extra.clone()),
+            n,
+            stall,
+        )
+        .await?;
+        let through = concurrent_streams(
+            &format!("{}/v1/chat/completions", gw.proc.url),
+            chat_body("openai/gpt-4o-mini", stream_extra.clone()),
+            n,
+            stall,
+        )
+        .await?;
+        stream_rows.push((n, direct, through));
+    }
+    let (_, peak_rss) = memory_mib(gw.proc.pid()).unwrap_or_default();
+
+    eprintln!("steady load for {} s (memory trend)", args.soak);
+    let trend = soak(&gw.proc, Duration::from_secs(args.soak)).await?;
+
+    let mut peers = Vec::new();
+    for p in &args.peers {
+        if p == "litellm" {
+            eprintln!("peer: LiteLLM proxy");
+            match litellm(&args, &instant, &direct_body, d).await {
+                Ok(rows) => peers.push(("LiteLLM proxy".to_owned(), rows)),
+                Err(e) => eprintln!("LiteLLM skipped: {e:#}"),
+            }
+        }
+    }
+
+    let report = Report {
+        args: &args,
+        idle_rss,
+        peak_rss,
+        instant: &instant_pairs,
+        slow: &slow_pairs,
+        static_pair: static_pair.as_ref(),
+        streams: &stream_rows,
+        trend: &trend,
+        peers: &peers,
+    };
+    let text = report.render();
+    std::fs::write(&args.out, &text).with_context(|| format!("writing {}", args.out.display()))?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// RSS samples (seconds since start, MiB) under steady load at concurrency 16 on the 20 ms upstream.
+async fn soak(gw: &Proc, total: Duration) -> anyhow::Result<Vec<(u64, f64)>> {
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let body = chat_body("groq/gpt-4o-mini", json!({}));
+    let step = Duration::from_secs(10).min(total.max(Duration::from_secs(1)));
+    let mut samples = vec![(0, memory_mib(gw.pid()).unwrap_or_default().0)];
+    let start = Instant::now();
+    while start.elapsed() < total {
+        closed_loop(&url, body.clone(), 16, Duration::ZERO, step).await?;
+        samples.push((
+            start.elapsed().as_secs(),
+            memory_mib(gw.pid()).unwrap_or_default().0,
+        ));
+    }
+    Ok(samples)
+}
+
+async fn litellm(
+    args: &SuiteArgs,
+    upstream: &Proc,
+    direct_body: &Bytes,
+    d: Duration,
+) -> anyhow::Result<Vec<Pair>> {
+    let dir = std::env::temp_dir().join(format!("bifrost-bench-litellm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let _dir = TempDir(dir.clone());
+    let cfg = format!(
+        "model_list:\n  - model_name: gpt-4o-mini\n    litellm_params:\n      model: openai/gpt-4o-mini\n      api_base: {}/v1\n      api_key: sk-bench\n",
+        upstream.url
+    );
+    let path = dir.join("litellm.yaml");
+    std::fs::write(&path, cfg)?;
+    let port = free_port()?;
+    let mut cmd = Command::new(&args.litellm_bin);
+    cmd.args([
+        "--config",
+        &path.to_string_lossy(),
+        "--port",
+        &port.to_string(),
+        "--host",
+        "127.0.0.1",
+        "--num_workers",
+        "1",
+    ]);
+    cmd.env("LITELLM_LOG", "ERROR");
+    let proc = server(cmd, port, "/health/liveliness").await?;
+    let body = chat_body("gpt-4o-mini", json!({}));
+    let mut rows = Vec::new();
+    for &c in &args.concurrency {
+        rows.push(pair(&upstream.url, direct_body, &proc, &body, c, d).await?);
+    }
+    Ok(rows)
+}
+
+struct Report<'a> {
+    args: &'a SuiteArgs,
+    idle_rss: f64,
+    peak_rss: f64,
+    instant: &'a [Pair],
+    slow: &'a [Pair],
+    static_pair: Option<&'a Pair>,
+    streams: &'a [(usize, StreamResult, StreamResult)],
+    trend: &'a [(u64, f64)],
+    peers: &'a [(String, Vec<Pair>)],
+}
+
+fn cmd_output(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<f64>()
+                    .unwrap_or(0.0)
+                    / 1024.0
+                    / 1024.0
+            })
+        })
+        .unwrap_or(0.0);
+    format!(
+        "{cores} cores ({cpu}), {mem:.0} GiB RAM, Linux {}",
+        cmd_output("uname", &["-r"])
+    )
+}
+
+fn pass(ok: bool) -> &'static str {
+    if ok { "✅" } else { "❌" }
+}
+
+fn added_table(out: &mut String, title: &str, rows: &[Pair]) {
+    let _ = writeln!(out, "### {title}\n");
+    let _ = writeln!(
+        out,
+        "| concurrency | direct p50 / p99 (µs) | through gateway p50 / p99 (µs) | **added p50 / p99 (µs)** | direct RPS | gateway RPS | gateway CPU per request (µs) | errors |"
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for p in rows {
+        let (d, g) = (&p.direct.latency_us, &p.gateway.latency_us);
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} / {:.0} | {:.0} / {:.0} | **{:.0} / {:.0}** | {:.0} | {:.0} | {:.1} | {} |",
+            p.concurrency,
+            d.p50,
+            d.p99,
+            g.p50,
+            g.p99,
+            g.p50 - d.p50,
+            g.p99 - d.p99,
+            p.direct.rps,
+            p.gateway.rps,
+            p.cpu_us_per_req,
+            p.direct.errors + p.gateway.errors
+        );
+    }
+    out.push('\n');
+}
+
+impl Report<'_> {
+    fn render(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(o, "# Benchmarks\n");
+        let _ = writeln!(
+            o,
+            "Generated by `make bench` (`bifrost-bench suite`); every number below comes from one run on one machine.\n"
+        );
+        let _ = writeln!(o, "- **Machine**: {}", machine());
+        let _ = writeln!(
+            o,
+            "- **Versions**: bifrost-http {} (release build, commit `{}`), {}",
+            env!("CARGO_PKG_VERSION"),
+            cmd_output("git", &["rev-parse", "--short", "HEAD"]),
+            cmd_output("rustc", &["--version"])
+        );
+        let _ = writeln!(
+            o,
+            "- **Tool**: `bifrost-bench` (this workspace): a single-threaded tokio + hyper HTTP/1.1 client, keep-alive, `TCP_NODELAY`, closed loop (each connection sends its next request when the previous answered), 1 s warm-up then {} s measured per row. The upstream is `mock-upstream` (release build) with 0 ms or 20 ms added latency; nginx returning a fixed completion is the static upstream. Gateway, upstream and load generator share the machine.",
+            self.args.duration
+        );
+        let _ = writeln!(
+            o,
+            "- **Formulas**: added latency = (percentile through the gateway) − (same percentile straight to the upstream, same load, same run). Gateway CPU per request = (utime + stime of the gateway process from `/proc/<pid>/stat` over the run) ÷ (requests served in the run). RSS = `VmRSS` / peak = `VmHWM` from `/proc/<pid>/status`. A stream is stalled when it fails, never sends `[DONE]`, or has a gap over 250 ms between body chunks (the upstream sends one every 50 ms). The gateway also reports its own overhead per request in `x-bifrost-overhead-us` (see README).\n"
+        );
+
+        let c1 = self.instant.iter().find(|p| p.concurrency == 1);
+        let c64 = self.instant.iter().find(|p| p.concurrency == 64);
+        let added_p99_c1 = c1.map_or(f64::NAN, |p| {
+            p.gateway.latency_us.p99 - p.direct.latency_us.p99
+        });
+        let cpu = c64.or(c1).map_or(f64::NAN, |p| p.cpu_us_per_req);
+        let ratio = self
+            .static_pair
+            .or(c64)
+            .map_or(f64::NAN, |p| p.gateway.rps / p.direct.rps.max(1.0));
+        let max_streams = self.streams.iter().map(|(n, _, _)| *n).max().unwrap_or(0);
+        let stalls: usize = self.streams.iter().map(|(_, _, g)| g.stalled).sum();
+        let max_rps = self
+            .instant
+            .iter()
+            .map(|p| p.gateway.rps)
+            .fold(0.0, f64::max);
+
+        let _ = writeln!(o, "## Targets (2-core machine)\n");
+        let _ = writeln!(o, "| target | measured | |\n|---|---:|---|");
+        let _ = writeln!(
+            o,
+            "| added p99 ≤ 100 µs at concurrency 1 (instant upstream) | {added_p99_c1:.0} µs | {} |",
+            pass(added_p99_c1 <= 100.0)
+        );
+        let _ = writeln!(
+            o,
+            "| gateway CPU ≤ 60 µs per non-streamed request (concurrency 64) | {cpu:.1} µs | {} |",
+            pass(cpu <= 60.0)
+        );
+        let _ = writeln!(
+            o,
+            "| RPS through gateway ≥ 1/3 of direct, concurrency 64, {} upstream | {:.2} | {} |",
+            if self.static_pair.is_some() {
+                "static nginx"
+            } else {
+                "instant mock"
+            },
+            ratio,
+            pass(ratio >= 1.0 / 3.0)
+        );
+        let _ = writeln!(
+            o,
+            "| ≥ 512 concurrent streams with zero stalls | {max_streams} streams, {stalls} stalled | {} |",
+            pass(max_streams >= 512 && stalls == 0)
+        );
+        let _ = writeln!(
+            o,
+            "| idle RSS < 30 MB | {:.1} MiB | {} |",
+            self.idle_rss,
+            pass(self.idle_rss < 30.0)
+        );
+        let _ = writeln!(
+            o,
+            "| RSS under load < 100 MB (peak) | {:.1} MiB | {} |",
+            self.peak_rss,
+            pass(self.peak_rss < 100.0)
+        );
+        let _ = writeln!(
+            o,
+            "\nMax RPS through the gateway (instant upstream): **{max_rps:.0}**.\n"
+        );
+
+        let _ = writeln!(o, "## Added latency, throughput and CPU\n");
+        added_table(&mut o, "Instant upstream", self.instant);
+        added_table(&mut o, "Upstream with 20 ms latency", self.slow);
+        if let Some(p) = self.static_pair {
+            added_table(
+                &mut o,
+                "Static upstream (nginx, fixed completion)",
+                std::slice::from_ref(p),
+            );
+        }
+
+        let _ = writeln!(o, "## Concurrent streams (20 chunks, 50 ms apart)\n");
+        let _ = writeln!(
+            o,
+            "| streams | direct TTFT p50 / p99 (µs) | gateway TTFT p50 / p99 (µs) | **added TTFT p50 / p99 (µs)** | gateway max gap p99 (ms) | completed | stalled |"
+        );
+        let _ = writeln!(o, "|---:|---:|---:|---:|---:|---:|---:|");
+        for (n, d, g) in self.streams {
+            let _ = writeln!(
+                o,
+                "| {n} | {:.0} / {:.0} | {:.0} / {:.0} | **{:.0} / {:.0}** | {:.1} | {} | {} |",
+                d.ttft_us.p50,
+                d.ttft_us.p99,
+                g.ttft_us.p50,
+                g.ttft_us.p99,
+                g.ttft_us.p50 - d.ttft_us.p50,
+                g.ttft_us.p99 - d.ttft_us.p99,
+                g.max_gap_us.p99 / 1000.0,
+                g.completed,
+                g.stalled
+            );
+        }
+
+        let _ = writeln!(o, "\n## Memory\n");
+        let _ = writeln!(
+            o,
+            "Idle RSS {:.1} MiB; peak RSS after the load and stream runs {:.1} MiB.\n",
+            self.idle_rss, self.peak_rss
+        );
+        let _ = writeln!(
+            o,
+            "Steady load (concurrency 16, 20 ms upstream) for {} s, RSS sampled every 10 s:\n",
+            self.args.soak
+        );
+        let _ = writeln!(o, "| t (s) | RSS (MiB) |\n|---:|---:|");
+        for (t, rss) in self.trend {
+            let _ = writeln!(o, "| {t} | {rss:.1} |");
+        }
+        if let (Some(first), Some(last)) = (self.trend.get(1), self.trend.last()) {
+            let _ = writeln!(
+                o,
+                "\nTrend from the first loaded sample to the last: {:+.1} MiB.",
+                last.1 - first.1
+            );
+        }
+
+        for (name, rows) in self.peers {
+            let _ = writeln!(
+                o,
+                "\n## Peer: {name} (same upstream, same load, same machine)\n"
+            );
+            added_table(&mut o, &format!("{name}, instant upstream"), rows);
+        }
+        o
+    }
+}

@@ -1,0 +1,130 @@
+//! Metric names and bounded label values.
+//!
+//! The core records through the `metrics` facade only; the binary decides where the numbers
+//! go (the HTTP transport exports Prometheus text). Bifrost's metric names are kept where it
+//! has them (`bifrost_upstream_requests_total`, `bifrost_upstream_latency_seconds`,
+//! `bifrost_input_tokens_total`, …).
+
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use metrics::SharedString;
+
+use crate::schemas::ProviderKey;
+
+/// Upstream attempts by provider, model, method (counter).
+pub const UPSTREAM_REQUESTS: &str = "bifrost_upstream_requests_total";
+/// Upstream latency by provider, model, method, status (histogram, seconds).
+pub const UPSTREAM_LATENCY: &str = "bifrost_upstream_latency_seconds";
+/// Successful requests by provider, model, method (counter).
+pub const SUCCESS_REQUESTS: &str = "bifrost_success_requests_total";
+/// Failed requests by provider, model, method, status (counter).
+pub const ERROR_REQUESTS: &str = "bifrost_error_requests_total";
+/// Input tokens by provider, model (counter).
+pub const INPUT_TOKENS: &str = "bifrost_input_tokens_total";
+/// Output tokens by provider, model (counter).
+pub const OUTPUT_TOKENS: &str = "bifrost_output_tokens_total";
+/// Retries by provider (counter).
+pub const RETRIES: &str = "bifrost_retries_total";
+/// Fallbacks taken, by the fallback's provider (counter).
+pub const FALLBACKS: &str = "bifrost_fallbacks_total";
+/// Requests waiting for a provider slot (gauge).
+pub const QUEUE_DEPTH: &str = "bifrost_queue_depth";
+/// Time spent waiting for a provider slot (histogram, seconds; only requests that waited).
+pub const QUEUE_WAIT: &str = "bifrost_queue_wait_seconds";
+/// Requests dropped because a queue was full (counter).
+pub const QUEUE_DROPPED: &str = "bifrost_queue_dropped_total";
+/// Streams currently open to clients (gauge).
+pub const STREAMS_IN_FLIGHT: &str = "bifrost_streams_in_flight";
+/// Time from the start of a stream attempt to its first chunk (histogram, seconds).
+pub const STREAM_FIRST_TOKEN: &str = "bifrost_stream_first_token_latency_seconds";
+/// Gap between two chunks of a stream (histogram, seconds).
+pub const STREAM_INTER_TOKEN: &str = "bifrost_stream_inter_token_latency_seconds";
+/// Time spent in a plugin hook, by plugin and hook (histogram, seconds).
+pub const PLUGIN_DURATION: &str = "bifrost_plugin_duration_seconds";
+
+/// Most distinct values a free-form label (model names) may take; later ones become `other`
+/// so a client sending random model names cannot blow up the metric registry.
+const MAX_MODEL_LABELS: usize = 512;
+
+/// The provider name as a label value, without allocating.
+pub fn provider_label(p: &ProviderKey) -> SharedString {
+    match (p.static_name(), p) {
+        (Some(name), _) => SharedString::const_str(name),
+        (None, ProviderKey::Custom(name)) => SharedString::from(Arc::clone(name)),
+        (None, _) => SharedString::const_str("custom"),
+    }
+}
+
+/// A bounded, interned label value for a model name (no allocation once seen).
+pub fn model_label(model: &str) -> SharedString {
+    interned_label(model)
+}
+
+/// A bounded, interned label value for a free-form name (models, plugins).
+pub fn interned_label(model: &str) -> SharedString {
+    static SEEN: OnceLock<RwLock<HashSet<Arc<str>>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(|| RwLock::new(HashSet::new()));
+    if let Ok(set) = seen.read()
+        && let Some(v) = set.get(model)
+    {
+        return SharedString::from(Arc::clone(v));
+    }
+    let Ok(mut set) = seen.write() else {
+        return SharedString::const_str("other");
+    };
+    if let Some(v) = set.get(model) {
+        return SharedString::from(Arc::clone(v));
+    }
+    if set.len() >= MAX_MODEL_LABELS {
+        return SharedString::const_str("other");
+    }
+    let v: Arc<str> = Arc::from(model);
+    set.insert(Arc::clone(&v));
+    SharedString::from(v)
+}
+
+/// An HTTP status code as a label value without allocating for the usual ones.
+pub fn status_label(status: u16) -> SharedString {
+    SharedString::const_str(match status {
+        200 => "200",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        408 => "408",
+        413 => "413",
+        429 => "429",
+        499 => "499",
+        500 => "500",
+        501 => "501",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        s if (200..300).contains(&s) => "2xx",
+        s if (400..500).contains(&s) => "4xx",
+        _ => "5xx",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_bounded_and_stable() {
+        assert_eq!(provider_label(&ProviderKey::OpenAI).as_ref(), "openai");
+        assert_eq!(
+            provider_label(&ProviderKey::parse("my-vllm")).as_ref(),
+            "my-vllm"
+        );
+        assert_eq!(model_label("gpt-4o").as_ref(), "gpt-4o");
+        for i in 0..(MAX_MODEL_LABELS + 10) {
+            let _ = model_label(&format!("random-{i}"));
+        }
+        assert_eq!(model_label("one-more-new-model").as_ref(), "other");
+        assert_eq!(model_label("gpt-4o").as_ref(), "gpt-4o");
+        assert_eq!(status_label(429).as_ref(), "429");
+        assert_eq!(status_label(418).as_ref(), "4xx");
+    }
+}
