@@ -6,7 +6,7 @@ VENV    ?= .venv
 PYTHON  ?= python3
 CONFIG  ?= config.json
 PORT    ?= 8080
-TARGET_DIR := target/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
+comma   := ,
 
 .PHONY: run build test test-rust test-python lint fmt bench clean
 
@@ -36,6 +36,24 @@ $(VENV)/.installed: tests/python/requirements.txt
 
 test-python: $(VENV)/.installed build
 	BIFROST_BIN_DIR=$(CURDIR)/target/debug $(VENV)/bin/pytest tests/python -q
+
+## bench: the benchmark suite (never part of `make test`); writes docs/benchmarks.md.
+##   make bench PEERS=litellm     also measures the LiteLLM proxy side by side
+##   make bench BENCH_ARGS="--duration 2 --soak 30"   a quicker run
+BENCH_VENV ?= .venv-bench
+bench:
+	$(CARGO) build --release --locked -p bifrost-transport-http -p bifrost-mock-upstream -p bifrost-bench
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || \
+		(apt-get update -qq >/dev/null 2>&1; apt-get install -y -qq nginx-light >/dev/null 2>&1 || \
+		 apt-get install -y -qq nginx >/dev/null 2>&1) || \
+		echo "nginx unavailable: the static-upstream row is skipped"
+ifneq ($(filter litellm,$(subst $(comma), ,$(PEERS))),)
+	test -x $(BENCH_VENV)/bin/litellm || ($(PYTHON) -m venv $(BENCH_VENV) && \
+		$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check 'litellm[proxy]')
+endif
+	target/release/bifrost-bench suite --out docs/benchmarks.md $(BENCH_ARGS) \
+		$(if $(PEERS),--peers $(PEERS) --litellm-bin $(BENCH_VENV)/bin/litellm)
+
 
 fmt:
 	$(CARGO) fmt --all

@@ -84,4 +84,27 @@ mod tests {
         assert_eq!(select_with(&zero, "m", 0.75).unwrap().id, "b");
         assert_eq!(select_with(&keys, "gpt-4o", 0.999_999).unwrap().id, "a");
     }
+
+    #[test]
+    fn azure_deployments_restrict_the_models_a_key_serves() {
+        let mut east = key("east", 1.0, &[]);
+        east.provider_config.insert(
+            "azure_key_config".into(),
+            serde_json::json!({"endpoint": "https://e", "deployments": {"gpt-4o": "dep-4o"}}),
+        );
+        let mut west = key("west", 1.0, &[]);
+        west.provider_config.insert(
+            "azure_key_config".into(),
+            serde_json::json!({"endpoint": "https://w", "deployments": {}}),
+        );
+        let keys = vec![east, west];
+        // Only `west` (no deployments map) can serve a model `east` does not deploy.
+        for r in [0.0, 0.99] {
+            assert_eq!(select_with(&keys, "gpt-35", r).unwrap().id, "west");
+        }
+        assert_eq!(keys[0].deployment("gpt-4o"), Some(Some("dep-4o")));
+        assert_eq!(keys[0].deployment("gpt-35"), None);
+        assert_eq!(keys[1].deployment("gpt-35"), Some(None));
+        assert!(select_key(&keys[..1], "gpt-35").is_none());
+    }
 }

@@ -72,7 +72,7 @@ struct EmbeddingUsage {
 }
 
 /// FNV-1a, 64-bit.
-fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+pub(crate) fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
     bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
         (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
@@ -87,7 +87,7 @@ fn splitmix64(x: u64) -> u64 {
 }
 
 /// A unit-length vector of `dims` components determined by `hash`.
-fn vector(hash: u64, dims: usize) -> Vec<f32> {
+pub(crate) fn vector(hash: u64, dims: usize) -> Vec<f32> {
     let mut v: Vec<f32> = (0..dims as u64)
         .map(|i| {
             let bits = splitmix64(hash ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15)) >> 40;

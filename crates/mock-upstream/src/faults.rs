@@ -119,12 +119,22 @@ impl<'a> Faults<'a> {
 }
 
 /// The API key a request authenticates with: `Authorization: Bearer <key>`,
-/// else `api-key`, else `x-api-key`.
+/// else `api-key`, else `x-api-key`, else `x-goog-api-key` (Gemini).
 fn api_key(headers: &HeaderMap) -> Option<&HeaderValue> {
     headers
         .get(header::AUTHORIZATION)
         .or_else(|| headers.get("api-key"))
         .or_else(|| headers.get("x-api-key"))
+        .or_else(|| headers.get("x-goog-api-key"))
+}
+
+/// Renders a `status` fault in a provider's error format: status, message and the
+/// fault's `retry_after` (for formats that carry it in the body).
+pub(crate) type ErrorRenderer = fn(StatusCode, &str, Option<&str>) -> Response;
+
+/// OpenAI's error body, the default for [`gate`].
+fn openai_error(status: StatusCode, message: &str, _retry_after: Option<&str>) -> Response {
+    openai::error_response(status, message, openai::error_type(status), None)
 }
 
 /// Strips a case-insensitive `Bearer ` prefix.
@@ -149,6 +159,16 @@ pub(crate) async fn gate(
     state: &MockState,
     parts: &Parts,
     faults: &mut Faults<'_>,
+) -> Result<HeaderValue, Response> {
+    gate_with(state, parts, faults, openai_error).await
+}
+
+/// [`gate`] with `status` faults answered by `render` (another provider's error format).
+pub(crate) async fn gate_with(
+    state: &MockState,
+    parts: &Parts,
+    faults: &mut Faults<'_>,
+    render: ErrorRenderer,
 ) -> Result<HeaderValue, Response> {
     let raw_key = api_key(&parts.headers).map(bare_key);
     let key_str = raw_key.and_then(|k| std::str::from_utf8(k).ok());
@@ -181,11 +201,10 @@ pub(crate) async fn gate(
         return Err(openai::broken_response());
     }
     if let Some(status) = faults.status {
-        let mut resp = openai::error_response(
+        let mut resp = render(
             status,
             &format!("mock error {}", status.as_u16()),
-            openai::error_type(status),
-            None,
+            faults.retry_after.as_deref(),
         );
         let headers = resp.headers_mut();
         if let Some(secs) = faults

@@ -20,18 +20,37 @@
 //! | `x-mock-chunks` (`chunks`)               | stream: exact number of content chunks |
 //! | `x-mock-content` (`content`)             | reply text instead of the echo |
 //!
+//! Anthropic's Messages API is served too (`POST /v1/messages`, and `GET /v1/models` in
+//! Anthropic's shape when the request has `anthropic-version`), with the same faults and
+//! Anthropic's error bodies.
+//!
+//! Google's Gemini API is served under `/v1beta/models` (`{model}:generateContent`,
+//! `:streamGenerateContent`, `:embedContent`, `:batchEmbedContents`, the model list) with
+//! the same faults and Google's error bodies; its key is read from `x-goog-api-key`.
+//!
+//! Azure OpenAI's deployment routes (`/openai/deployments/{deployment}/chat/completions`,
+//! `/completions`, `/embeddings`, and `GET /openai/models`) reuse the OpenAI handlers but
+//! require `?api-version=` (400) and the `api-key` header (401), as Azure does.
+//!
+//! Cohere's v2 API is served at `POST /v2/chat` (whole or its typed event stream) and
+//! `POST /v2/embed`, with the same faults and Cohere's `{"message": …}` error bodies.
+//!
 //! Headers win over the body object. Every inference response carries
 //! `x-mock-api-key` with the key the request used.
 //!
 //! The hot path does no logging and little allocation: it is the upstream that
 //! gateway benchmarks run against.
 
+mod anthropic;
+mod azure;
 mod capture;
 mod chat;
+mod cohere;
 mod completions;
 mod conn;
 mod embeddings;
 mod faults;
+mod gemini;
 mod openai;
 mod sse;
 mod stats;
@@ -172,10 +191,29 @@ pub fn router(state: MockState) -> Router {
         .route("/completions", post(completions::handle))
         .route("/v1/embeddings", post(embeddings::handle))
         .route("/embeddings", post(embeddings::handle))
-        .route("/v1/models", get(openai::models))
+        .route("/v1/messages", post(anthropic::handle))
+        .route("/messages", post(anthropic::handle))
+        .route("/v1/models", get(anthropic::models))
         .route("/models", get(openai::models))
         .route("/v1/models/{id}", get(openai::model))
         .route("/models/{id}", get(openai::model))
+        .route("/v1beta/models", get(gemini::models))
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(azure::chat),
+        )
+        .route(
+            "/openai/deployments/{deployment}/completions",
+            post(azure::completions),
+        )
+        .route(
+            "/openai/deployments/{deployment}/embeddings",
+            post(azure::embeddings),
+        )
+        .route("/openai/models", get(azure::models))
+        .route("/v2/chat", post(cohere::chat))
+        .route("/v2/embed", post(cohere::embed))
+        .route("/v1beta/models/{*rest}", post(gemini::handle))
         .route("/_mock/stats", get(stats_handler))
         .route("/_mock/reset", post(reset_handler))
         .route("/_mock/health", get(|| async { "ok" }))

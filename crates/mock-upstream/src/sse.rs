@@ -46,6 +46,14 @@ impl Sse {
         self.ends.push(self.buf.len());
     }
 
+    /// Appends `event: <name>\ndata: <json>\n\n` (Anthropic-style named events).
+    pub(crate) fn named_event<T: Serialize>(&mut self, name: &str, value: &T) {
+        self.buf.extend_from_slice(b"event: ");
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.push(b'\n');
+        self.event(value);
+    }
+
     /// Appends the `data: [DONE]` terminator.
     pub(crate) fn done(&mut self) {
         self.buf.extend_from_slice(b"data: [DONE]\n\n");

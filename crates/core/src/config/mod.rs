@@ -104,8 +104,57 @@ pub struct ProviderConfig {
     #[serde(default)]
     pub send_back_raw_response: bool,
     /// Bifrost's older provider-level settings (Azure/Bedrock/Vertex), kept for those providers.
+    /// For Azure it is copied into every key that has no `azure_key_config` of its own.
     #[serde(default)]
     pub meta_config: Option<Value>,
+    /// Makes this entry a custom provider: any name, speaking a known provider's API
+    /// (e.g. a vLLM server under `"my-vllm"` with `base_provider_type: "openai"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_provider_config: Option<CustomProviderConfig>,
+}
+
+/// Bifrost's `custom_provider_config`: a provider under a name of the user's choosing that
+/// reuses a built-in provider's wire format against its own `network_config.base_url`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CustomProviderConfig {
+    /// The built-in provider whose API this one speaks (`openai`, `cohere`, `azure`, …).
+    pub base_provider_type: String,
+    /// The server needs no API key: none is sent even when keys are configured.
+    #[serde(default)]
+    pub is_key_less: bool,
+    /// When present, only the request types set to `true` are allowed
+    /// (`chat_completion`, `chat_completion_stream`, `text_completion`, `embedding`,
+    /// `list_models`); the others fail with `unsupported_operation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_requests: Option<BTreeMap<String, bool>>,
+    /// Paths replacing the base provider's, by request type (same names as above).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub request_path_overrides: BTreeMap<String, String>,
+}
+
+impl CustomProviderConfig {
+    /// The base provider's key; `None` when the name is not a built-in provider.
+    pub fn base(&self) -> Option<ProviderKey> {
+        Some(ProviderKey::parse(&self.base_provider_type)).filter(ProviderKey::is_known)
+    }
+
+    /// Whether `allowed_requests` lets this request type through (`None` = no restriction).
+    pub fn allows(&self, request_type: &str) -> bool {
+        self.allowed_requests
+            .as_ref()
+            .is_none_or(|m| m.get(request_type).copied().unwrap_or(false))
+    }
+}
+
+impl ProviderConfig {
+    /// The built-in provider whose implementation serves `name`: the name itself, or the
+    /// `base_provider_type` of a custom provider.
+    pub fn base_provider(&self, name: &ProviderKey) -> ProviderKey {
+        match (&self.custom_provider_config, name) {
+            (Some(c), ProviderKey::Custom(_)) => c.base().unwrap_or_else(|| name.clone()),
+            _ => name.clone(),
+        }
+    }
 }
 
 /// One API key.
@@ -257,7 +306,8 @@ impl BifrostConfig {
             .add_source(config::File::from(path).format(config::FileFormat::Json))
             .add_source(env_source())
             .build()?;
-        let parsed: Self = cfg.try_deserialize()?;
+        let mut parsed: Self = cfg.try_deserialize()?;
+        parsed.apply_meta_config();
         parsed.validate()?;
         Ok(parsed)
     }
@@ -267,7 +317,8 @@ impl BifrostConfig {
         let cfg = config::Config::builder()
             .add_source(config::File::from_str(json, config::FileFormat::Json))
             .build()?;
-        let parsed: Self = cfg.try_deserialize()?;
+        let mut parsed: Self = cfg.try_deserialize()?;
+        parsed.apply_meta_config();
         parsed.validate()?;
         Ok(parsed)
     }
@@ -296,6 +347,26 @@ impl BifrostConfig {
         cfg
     }
 
+    /// Moves Bifrost's older provider-level Azure `meta_config` into each key lacking an
+    /// `azure_key_config`, so key selection and the provider only know the per-key layout.
+    /// [`load`](Self::load) and [`from_json`](Self::from_json) call it; a config built in
+    /// code should call it before [`Bifrost::builder`](crate::Bifrost::builder).
+    pub fn apply_meta_config(&mut self) {
+        for (name, p) in &mut self.providers {
+            if p.base_provider(&ProviderKey::parse(name)) != ProviderKey::Azure {
+                continue;
+            }
+            let Some(meta @ Value::Object(_)) = &p.meta_config else {
+                continue;
+            };
+            for k in &mut p.keys {
+                k.provider_config
+                    .entry(AZURE_KEY_CONFIG.to_owned())
+                    .or_insert_with(|| meta.clone());
+            }
+        }
+    }
+
     /// Checks values serde cannot: provider names, ranges and URLs. Errors name the field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.client.max_request_body_size_mb == 0 {
@@ -306,16 +377,7 @@ impl BifrostConfig {
         }
         for (name, p) in &self.providers {
             let at = format!("providers.{name}");
-            if !ProviderKey::parse(name).is_known() {
-                let known: Vec<&str> = KNOWN_PROVIDERS.iter().map(ProviderKey::as_str).collect();
-                return Err(invalid(
-                    &at,
-                    format!(
-                        "unknown provider {name:?}; known providers: {}",
-                        known.join(", ")
-                    ),
-                ));
-            }
+            validate_provider_kind(name, p, &at)?;
             let c = p.concurrency_and_buffer_size;
             if c.concurrency == 0 {
                 return Err(invalid(
@@ -360,10 +422,75 @@ impl BifrostConfig {
                         "must be a non-negative number",
                     ));
                 }
+                if p.base_provider(&ProviderKey::parse(name)) == ProviderKey::Azure {
+                    validate_azure_key(k, &format!("{at}.keys[{i}]"))?;
+                }
             }
         }
         Ok(())
     }
+}
+
+/// Per-key Azure settings (`keys[].azure_key_config`).
+pub const AZURE_KEY_CONFIG: &str = "azure_key_config";
+
+/// Known names are accepted as they are; any other name must be a custom provider with a
+/// known `base_provider_type` and (except Azure, whose keys carry endpoints) a `base_url`.
+fn validate_provider_kind(name: &str, p: &ProviderConfig, at: &str) -> Result<(), ConfigError> {
+    let known = ProviderKey::parse(name).is_known();
+    match (&p.custom_provider_config, known) {
+        (None, true) => Ok(()),
+        (Some(_), true) => Err(invalid(
+            format!("{at}.custom_provider_config"),
+            format!("{name:?} is a built-in provider; pick another name for a custom provider"),
+        )),
+        (None, false) => {
+            let known: Vec<&str> = KNOWN_PROVIDERS.iter().map(ProviderKey::as_str).collect();
+            Err(invalid(
+                at,
+                format!(
+                    "unknown provider {name:?}; known providers: {} (or add \
+                     custom_provider_config.base_provider_type to define a custom provider)",
+                    known.join(", ")
+                ),
+            ))
+        }
+        (Some(c), false) => {
+            let Some(base) = c.base() else {
+                return Err(invalid(
+                    format!("{at}.custom_provider_config.base_provider_type"),
+                    format!(
+                        "{:?} is not a built-in provider (e.g. \"openai\")",
+                        c.base_provider_type
+                    ),
+                ));
+            };
+            if base != ProviderKey::Azure && p.network_config.base_url.is_none() {
+                return Err(invalid(
+                    format!("{at}.network_config.base_url"),
+                    "is required for a custom provider",
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// An Azure key needs an `endpoint`, either in its own `azure_key_config` or (before
+/// [`BifrostConfig::apply_meta_config`]) in the provider's `meta_config`.
+fn validate_azure_key(k: &KeyConfig, at: &str) -> Result<(), ConfigError> {
+    let endpoint = k
+        .provider_config
+        .get(AZURE_KEY_CONFIG)
+        .and_then(|c| c.get("endpoint"))
+        .and_then(Value::as_str);
+    if endpoint.is_none_or(str::is_empty) {
+        return Err(invalid(
+            format!("{at}.{AZURE_KEY_CONFIG}.endpoint"),
+            "is required (e.g. \"https://my-resource.openai.azure.com\")",
+        ));
+    }
+    Ok(())
 }
 
 fn env_source() -> config::Environment {
@@ -438,6 +565,79 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("base_url"), "{e}");
+    }
+
+    #[test]
+    fn custom_providers_need_a_known_base_and_a_base_url() {
+        let cfg = BifrostConfig::from_json(
+            r#"{"providers": {"my-vllm": {"keys": [],
+                "custom_provider_config": {"base_provider_type": "openai",
+                    "allowed_requests": {"chat_completion": true}},
+                "network_config": {"base_url": "http://localhost:8000"}}}}"#,
+        )
+        .unwrap();
+        let p = &cfg.providers["my-vllm"];
+        let c = p.custom_provider_config.as_ref().unwrap();
+        assert_eq!(
+            p.base_provider(&ProviderKey::parse("my-vllm")),
+            ProviderKey::OpenAI
+        );
+        assert!(c.allows("chat_completion"));
+        assert!(!c.allows("embedding"));
+
+        let e = BifrostConfig::from_json(
+            r#"{"providers": {"x": {"custom_provider_config": {"base_provider_type": "nope"},
+                "network_config": {"base_url": "http://h"}}}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("providers.x.custom_provider_config.base_provider_type"),
+            "{e}"
+        );
+        let e = BifrostConfig::from_json(
+            r#"{"providers": {"x": {"custom_provider_config": {"base_provider_type": "openai"}}}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("providers.x.network_config.base_url"),
+            "{e}"
+        );
+        let e = BifrostConfig::from_json(
+            r#"{"providers": {"openai": {"custom_provider_config": {"base_provider_type": "openai"}}}}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("custom_provider_config"), "{e}");
+        let e = BifrostConfig::from_json(r#"{"providers": {"nope": {}}}"#).unwrap_err();
+        assert!(e.to_string().contains("custom_provider_config"), "{e}");
+    }
+
+    #[test]
+    fn azure_meta_config_moves_into_keys_and_endpoint_is_required() {
+        let cfg = BifrostConfig::from_json(
+            r#"{"providers": {"azure": {"keys": [{"value": "k1"},
+                    {"value": "k2", "azure_key_config": {"endpoint": "https://own"}}],
+                "meta_config": {"endpoint": "https://meta", "deployments": {"gpt-4o": "gpt4o-dep"},
+                    "api_version": "2024-10-21"}}}}"#,
+        )
+        .unwrap();
+        let keys = &cfg.providers["azure"].keys;
+        assert_eq!(
+            keys[0].provider_config[AZURE_KEY_CONFIG]["deployments"]["gpt-4o"],
+            "gpt4o-dep"
+        );
+        assert_eq!(
+            keys[1].provider_config[AZURE_KEY_CONFIG]["endpoint"],
+            "https://own"
+        );
+        let e = BifrostConfig::from_json(r#"{"providers": {"azure": {"keys": [{"value": "k"}]}}}"#)
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("providers.azure.keys[0].azure_key_config.endpoint"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -34,11 +34,35 @@ impl std::fmt::Debug for ResolvedKey {
 }
 
 impl ResolvedKey {
-    /// Whether this key may serve `model`.
+    /// Whether this key may serve `model`: `models` allows it (empty = all) and, for keys
+    /// with a non-empty `deployments` map (Azure, Bedrock), the model is one of its keys,
+    /// because such a key can only reach the models deployed behind it.
     pub fn allows(&self, model: &str) -> bool {
-        self.models.is_empty() || self.models.iter().any(|m| m == model)
+        (self.models.is_empty() || self.models.iter().any(|m| m == model))
+            && self.deployment(model).is_some()
+    }
+
+    /// The deployment `model` maps to: `Some(Some(name))` when a deployments map lists it,
+    /// `Some(None)` when this key has no deployments map (the model name is used as is),
+    /// `None` when a non-empty map does not list it.
+    pub fn deployment(&self, model: &str) -> Option<Option<&str>> {
+        let maps = DEPLOYMENT_CONFIGS.iter().filter_map(|c| {
+            self.provider_config
+                .get(*c)?
+                .get("deployments")?
+                .as_object()
+                .filter(|m| !m.is_empty())
+        });
+        let mut found = None;
+        for map in maps {
+            found = Some(map.get(model)?.as_str()?);
+        }
+        Some(found)
     }
 }
+
+/// Key settings whose `deployments` map restricts which models a key serves.
+const DEPLOYMENT_CONFIGS: [&str; 2] = ["azure_key_config", "bedrock_key_config"];
 
 /// Resolves `env.VAR` to the variable's value; other strings are returned as they are.
 /// `Err(var)` names a variable that is unset or empty.

@@ -3,10 +3,22 @@
 //! Providers stay thin: they translate and send one attempt. Retries, fallbacks, key choice
 //! and queueing live in the engine.
 
+pub mod anthropic;
+pub mod azure;
+pub mod cerebras;
+pub mod cohere;
+pub mod compatible;
+pub mod gemini;
+pub mod groq;
+pub mod mistral;
+pub mod ollama;
 pub mod openai;
+pub mod openrouter;
+pub mod perplexity;
 #[cfg(test)]
 pub(crate) mod scripted;
 mod sse;
+pub mod xai;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -96,49 +108,104 @@ pub enum SetupError {
 /// Every provider implementation; a `match` here is the whole dispatch.
 #[derive(Debug)]
 pub enum ProviderImpl {
-    /// OpenAI and OpenAI-compatible APIs.
+    /// OpenAI and OpenAI-compatible APIs (each with its module's [`openai::Dialect`]).
     OpenAI(openai::OpenAIProvider),
+    /// Anthropic's Messages API.
+    Anthropic(anthropic::AnthropicProvider),
+    /// Azure OpenAI (per-key endpoint and deployments).
+    Azure(azure::AzureProvider),
+    /// Cohere's v2 API.
+    Cohere(cohere::CohereProvider),
+    /// Google's Gemini API.
+    Gemini(gemini::GeminiProvider),
     /// Test-only scripted provider.
     #[cfg(test)]
     Scripted(scripted::ScriptedProvider),
 }
 
 impl ProviderImpl {
-    /// Builds the implementation for `key`.
+    /// Builds the implementation for `key`. A custom provider (`custom_provider_config`) is
+    /// built as its `base_provider_type` but keeps its own name.
     pub fn new(
         key: &ProviderKey,
         cfg: &ProviderConfig,
         pool_size: usize,
     ) -> Result<Self, SetupError> {
-        let Some(default_base) = openai_compatible_base_url(key) else {
-            return Err(SetupError::Unsupported(format!(
-                "provider {key} is not supported by this build yet"
-            )));
-        };
-        let client = build_client(cfg, pool_size).map_err(SetupError::Invalid)?;
-        let headers = extra_headers(cfg).map_err(SetupError::Invalid)?;
-        let base_url = match (cfg.network_config.base_url.as_deref(), default_base) {
-            (Some(url), _) => url,
-            (None, Some(url)) => url,
-            (None, None) => {
-                return Err(SetupError::Invalid(format!(
-                    "network_config.base_url is required for provider {key}"
-                )));
+        match cfg.base_provider(key) {
+            ProviderKey::Anthropic => {
+                let (client, headers) = http_parts(cfg, pool_size)?;
+                let base_url = cfg
+                    .network_config
+                    .base_url
+                    .as_deref()
+                    .unwrap_or(anthropic::DEFAULT_BASE_URL);
+                Ok(Self::Anthropic(anthropic::AnthropicProvider::new(
+                    key.clone(),
+                    client,
+                    base_url,
+                    headers,
+                )))
             }
-        };
-        Ok(Self::OpenAI(openai::OpenAIProvider::new(
-            key.clone(),
-            client,
-            base_url,
-            headers,
-        )))
+            ProviderKey::Azure => {
+                let (client, headers) = http_parts(cfg, pool_size)?;
+                Ok(Self::Azure(azure::AzureProvider::new(
+                    key.clone(),
+                    client,
+                    headers,
+                    cfg,
+                )))
+            }
+            ProviderKey::Gemini => {
+                let (client, headers) = http_parts(cfg, pool_size)?;
+                let base_url = cfg
+                    .network_config
+                    .base_url
+                    .as_deref()
+                    .unwrap_or(gemini::DEFAULT_BASE_URL);
+                Ok(Self::Gemini(gemini::GeminiProvider::new(
+                    key.clone(),
+                    client,
+                    base_url,
+                    headers,
+                )))
+            }
+            ProviderKey::Cohere => {
+                let (client, headers) = http_parts(cfg, pool_size)?;
+                cohere::CohereProvider::new(key.clone(), client, headers, cfg).map(Self::Cohere)
+            }
+            base => match compatible::dialect_for(&base) {
+                Some(dialect) => {
+                    let (client, headers) = http_parts(cfg, pool_size)?;
+                    compatible::build(key, cfg, dialect, client, headers).map(Self::OpenAI)
+                }
+                None => Err(SetupError::Unsupported(if &base == key {
+                    format!("provider {key} is not supported by this build yet")
+                } else {
+                    format!("provider {key} (base {base}) is not supported by this build yet")
+                })),
+            },
+        }
     }
+}
+
+/// The provider's connection pool and its configured extra headers.
+fn http_parts(
+    cfg: &ProviderConfig,
+    pool_size: usize,
+) -> Result<(reqwest::Client, HeaderMap), SetupError> {
+    let client = build_client(cfg, pool_size).map_err(SetupError::Invalid)?;
+    let headers = extra_headers(cfg).map_err(SetupError::Invalid)?;
+    Ok((client, headers))
 }
 
 macro_rules! dispatch {
     ($self:ident, $p:ident => $call:expr) => {
         match $self {
             ProviderImpl::OpenAI($p) => $call,
+            ProviderImpl::Anthropic($p) => $call,
+            ProviderImpl::Azure($p) => $call,
+            ProviderImpl::Cohere($p) => $call,
+            ProviderImpl::Gemini($p) => $call,
             #[cfg(test)]
             ProviderImpl::Scripted($p) => $call,
         }
@@ -181,23 +248,6 @@ impl Provider for ProviderImpl {
     async fn list_models(&self, opts: CallOptions<'_>) -> Result<ModelList, BifrostError> {
         dispatch!(self, p => p.list_models(opts).await)
     }
-}
-
-/// For providers that speak OpenAI's API: `Some(default base URL)`, or `Some(None)` when the
-/// URL must be configured (self-hosted servers). `None`: not OpenAI-compatible.
-fn openai_compatible_base_url(key: &ProviderKey) -> Option<Option<&'static str>> {
-    Some(match key {
-        ProviderKey::OpenAI => Some(openai::DEFAULT_BASE_URL),
-        ProviderKey::Groq => Some("https://api.groq.com/openai"),
-        ProviderKey::OpenRouter => Some("https://openrouter.ai/api"),
-        ProviderKey::Cerebras => Some("https://api.cerebras.ai"),
-        ProviderKey::Xai => Some("https://api.x.ai"),
-        ProviderKey::Mistral => Some("https://api.mistral.ai"),
-        ProviderKey::Parasail => Some("https://api.parasail.io"),
-        ProviderKey::Ollama => Some("http://localhost:11434"),
-        ProviderKey::Sgl => None,
-        _ => return None,
-    })
 }
 
 /// One connection pool per provider: keep-alive sized by `-pool-size`, HTTP/2 when the

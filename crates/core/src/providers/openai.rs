@@ -1,5 +1,9 @@
-//! OpenAI, and the base for every OpenAI-compatible API (another base URL and auth header).
+//! OpenAI, and the base for every OpenAI-compatible API.
+//!
+//! A compatible provider differs only by a [`Dialect`] (base URL, paths, auth, operations and a
+//! few body hooks) that its own module declares; the HTTP and JSON code here is shared.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, header};
@@ -9,7 +13,7 @@ use serde_json::Value;
 use super::{CallOptions, Provider, ResponseStream, normalize_base_url, sse};
 use crate::schemas::{
     BifrostError, BifrostRequest, BifrostResponse, ChatMessage, EmbeddingInput, ErrorBody,
-    ModelList, ModelParameters, PromptInput, ProviderKey, RequestInput,
+    ModelList, ModelParameters, PromptInput, ProviderKey, RequestInput, RequestType,
 };
 
 /// OpenAI's API root (the version segment is added per route).
@@ -18,11 +22,140 @@ pub const DEFAULT_BASE_URL: &str = "https://api.openai.com";
 /// Longest `Retry-After` we honour; a provider asking for more is not retried.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
+/// How the API key is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// `Authorization: Bearer <key>` (OpenAI and most compatible APIs).
+    Bearer,
+    /// The bare key as the value of this header (Azure's `api-key`).
+    Header(&'static str),
+    /// Never send a key (keyless custom providers).
+    None,
+}
+
+/// Operations an API offers. Asking for another fails fast with `unsupported_operation`
+/// (no network call; fallbacks still run, another provider may have it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operations {
+    /// Chat completion, whole response.
+    pub chat: bool,
+    /// Chat completion streamed.
+    pub chat_stream: bool,
+    /// `tools` in chat requests.
+    pub tools: bool,
+    /// Legacy text completion.
+    pub text_completion: bool,
+    /// Embeddings.
+    pub embeddings: bool,
+    /// Model listing.
+    pub list_models: bool,
+}
+
+impl Operations {
+    /// Everything OpenAI offers.
+    pub const ALL: Self = Self {
+        chat: true,
+        chat_stream: true,
+        tools: true,
+        text_completion: true,
+        embeddings: true,
+        list_models: true,
+    };
+}
+
+/// Route paths appended to the base URL, version segment included.
+#[derive(Debug, Clone, Copy)]
+pub struct Paths {
+    /// Chat completions.
+    pub chat: &'static str,
+    /// Legacy text completions.
+    pub completions: &'static str,
+    /// Embeddings.
+    pub embeddings: &'static str,
+    /// Model list.
+    pub models: &'static str,
+}
+
+/// How an OpenAI-compatible API differs from OpenAI's. Each compatible provider's module
+/// declares one as a `const` built from [`DIALECT`] with struct-update syntax, so only the
+/// differences are written down.
+#[derive(Debug, Clone, Copy)]
+pub struct Dialect {
+    /// Used when `network_config.base_url` is not set; `None` makes it required.
+    pub default_base_url: Option<&'static str>,
+    /// Route paths below the base URL.
+    pub paths: Paths,
+    /// How the key is sent.
+    pub auth: Auth,
+    /// Operations the API offers.
+    pub supports: Operations,
+    /// Renames or drops chat parameters the API names differently or rejects, given the
+    /// model. Returns `None` when nothing changes, so the common case borrows, not clones.
+    pub chat_params: fn(&str, &ModelParameters) -> Option<ModelParameters>,
+    /// Rewrites chat messages the API would reject; `None` when nothing changes.
+    pub chat_messages: fn(&[ChatMessage]) -> Option<Vec<ChatMessage>>,
+    /// Parses a non-stream chat/text body (a hook for fields OpenAI does not have).
+    pub parse_body: fn(&[u8]) -> Result<BifrostResponse, serde_json::Error>,
+    /// Parses one stream event's data.
+    pub parse_chunk: fn(&str) -> Result<BifrostResponse, BifrostError>,
+}
+
+/// OpenAI's own dialect, the base every compatible one starts from.
+pub const DIALECT: Dialect = Dialect {
+    default_base_url: Some(DEFAULT_BASE_URL),
+    paths: Paths {
+        chat: "/v1/chat/completions",
+        completions: "/v1/completions",
+        embeddings: "/v1/embeddings",
+        models: "/v1/models",
+    },
+    auth: Auth::Bearer,
+    supports: Operations::ALL,
+    chat_params: keep_params,
+    chat_messages: keep_messages,
+    parse_body,
+    parse_chunk,
+};
+
+fn keep_params(_model: &str, _params: &ModelParameters) -> Option<ModelParameters> {
+    None
+}
+
+fn keep_messages(_messages: &[ChatMessage]) -> Option<Vec<ChatMessage>> {
+    None
+}
+
+/// OpenAI's response body parser (the default [`Dialect::parse_body`]).
+pub fn parse_body(bytes: &[u8]) -> Result<BifrostResponse, serde_json::Error> {
+    serde_json::from_slice(bytes)
+}
+
+/// Moves `max_completion_tokens` to `max_tokens` (unless that is set) for APIs that only know
+/// the older name.
+pub fn legacy_max_tokens(params: &ModelParameters) -> Option<ModelParameters> {
+    let n = params.max_completion_tokens?;
+    let mut p = params.clone();
+    p.max_completion_tokens = None;
+    p.max_tokens.get_or_insert(n);
+    Some(p)
+}
+
+/// `root` + `path`, or `path` alone when it is a full `http(s)://` URL.
+pub(crate) fn join_url(root: &str, path: &str) -> String {
+    if path.starts_with("http://") || path.starts_with("https://") {
+        path.to_owned()
+    } else {
+        let sep = if path.starts_with('/') { "" } else { "/" };
+        format!("{}{sep}{path}", root.trim_end_matches('/'))
+    }
+}
+
 /// An OpenAI-compatible provider.
 #[derive(Debug)]
 pub struct OpenAIProvider {
     key: ProviderKey,
     client: reqwest::Client,
+    dialect: Dialect,
     chat_url: String,
     completions_url: String,
     embeddings_url: String,
@@ -31,26 +164,80 @@ pub struct OpenAIProvider {
 }
 
 impl OpenAIProvider {
-    /// Creates a provider for `base_url` (with or without `/v1`), sending `headers` on every call.
+    /// Creates an OpenAI provider for `base_url` (with or without `/v1`), sending `headers`
+    /// on every call.
     pub fn new(
         key: ProviderKey,
         client: reqwest::Client,
         base_url: &str,
         headers: HeaderMap,
     ) -> Self {
-        let root = format!("{}/v1", normalize_base_url(base_url, "/v1"));
+        Self::with_dialect(key, client, base_url, headers, DIALECT)
+    }
+
+    /// Creates a provider speaking `dialect` at `base_url` (with or without `/v1`).
+    pub fn with_dialect(
+        key: ProviderKey,
+        client: reqwest::Client,
+        base_url: &str,
+        headers: HeaderMap,
+        dialect: Dialect,
+    ) -> Self {
+        let root = normalize_base_url(base_url, "/v1");
+        let p = dialect.paths;
         Self {
             key,
             client,
-            chat_url: format!("{root}/chat/completions"),
-            completions_url: format!("{root}/completions"),
-            embeddings_url: format!("{root}/embeddings"),
-            models_url: format!("{root}/models"),
+            dialect,
+            chat_url: format!("{root}{}", p.chat),
+            completions_url: format!("{root}{}", p.completions),
+            embeddings_url: format!("{root}{}", p.embeddings),
+            models_url: format!("{root}{}", p.models),
             headers,
         }
     }
 
-    fn request(
+    /// Replaces the path of one request type (a custom provider's `request_path_overrides`);
+    /// a full `http(s)://` URL replaces the whole URL. Streams share the chat path.
+    pub fn override_path(&mut self, request_type: RequestType, base_url: &str, path: &str) {
+        let url = join_url(&normalize_base_url(base_url, "/v1"), path);
+        match request_type {
+            RequestType::ChatCompletion | RequestType::ChatCompletionStream => self.chat_url = url,
+            RequestType::TextCompletion => self.completions_url = url,
+            RequestType::Embedding => self.embeddings_url = url,
+            RequestType::ListModels => self.models_url = url,
+        }
+    }
+
+    /// The dialect in use, to adjust after construction (custom providers narrow
+    /// `supports` and may turn `auth` off).
+    pub fn dialect_mut(&mut self) -> &mut Dialect {
+        &mut self.dialect
+    }
+
+    /// The dialect in use.
+    pub fn dialect(&self) -> &Dialect {
+        &self.dialect
+    }
+
+    /// Chat, completions, embeddings and models URLs, for tests.
+    #[cfg(test)]
+    pub(crate) fn urls(&self) -> [&str; 4] {
+        [
+            &self.chat_url,
+            &self.completions_url,
+            &self.embeddings_url,
+            &self.models_url,
+        ]
+    }
+
+    fn unsupported(&self, operation: &str) -> BifrostError {
+        BifrostError::unsupported_operation(&self.key, operation)
+    }
+
+    /// A request to `url` with the configured headers, the key as the dialect sends it, the
+    /// caller's extra headers and the attempt timeout (shared by Cohere and Azure).
+    pub(crate) fn request(
         &self,
         method: reqwest::Method,
         url: &str,
@@ -63,7 +250,19 @@ impl OpenAIProvider {
             .timeout(opts.timeout);
         let api_key = opts.api_key();
         if !api_key.is_empty() {
-            rb = rb.bearer_auth(api_key);
+            match self.dialect.auth {
+                Auth::Bearer => rb = rb.bearer_auth(api_key),
+                Auth::Header(name) => match HeaderValue::from_str(api_key) {
+                    Ok(mut v) => {
+                        // Kept out of reqwest's and hyper's debug output, like a bearer token.
+                        v.set_sensitive(true);
+                        rb = rb.header(name, v);
+                    }
+                    // An unusable value fails the request when it is built, naming no secret.
+                    Err(_) => rb = rb.header(name, api_key),
+                },
+                Auth::None => {}
+            }
         }
         for (k, v) in opts.extra_headers {
             rb = rb.header(k.as_str(), v.as_str());
@@ -71,7 +270,8 @@ impl OpenAIProvider {
         rb
     }
 
-    async fn post_json<B: Serialize>(
+    /// POSTs `body` as JSON; a non-2xx answer becomes the provider's error.
+    pub(crate) async fn post_json<B: Serialize>(
         &self,
         url: &str,
         body: &B,
@@ -103,7 +303,7 @@ impl OpenAIProvider {
             .bytes()
             .await
             .map_err(|e| transport_error(&self.key, e))?;
-        let mut out: BifrostResponse = serde_json::from_slice(&bytes).map_err(|e| {
+        let mut out = (self.dialect.parse_body)(&bytes).map_err(|e| {
             BifrostError::bad_upstream_response(format!("cannot parse {} response: {e}", self.key))
         })?;
         if opts.raw_response {
@@ -113,13 +313,14 @@ impl OpenAIProvider {
     }
 }
 
-/// The chat body: the unified request borrowed as OpenAI's wire format, without copies.
+/// The chat body: the unified request borrowed as OpenAI's wire format; copied only where a
+/// dialect rewrites something.
 #[derive(Serialize)]
 struct ChatBody<'a> {
     model: &'a str,
-    messages: &'a [ChatMessage],
+    messages: Cow<'a, [ChatMessage]>,
     #[serde(flatten)]
-    params: &'a ModelParameters,
+    params: Cow<'a, ModelParameters>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stream: bool,
 }
@@ -145,28 +346,34 @@ struct OpenAIErrorEnvelope {
     error: ErrorBody,
 }
 
-impl Provider for OpenAIProvider {
-    async fn chat_completion(
+impl OpenAIProvider {
+    /// Chat completion at `url` (Azure builds its URL per key and deployment).
+    pub(crate) async fn chat_at(
         &self,
+        url: &str,
         req: &BifrostRequest,
         opts: CallOptions<'_>,
     ) -> Result<BifrostResponse, BifrostError> {
-        let body = chat_body(req, false)?;
-        self.post_for_response(&self.chat_url, &body, opts).await
+        let body = chat_body(req, false, &self.dialect)?;
+        self.post_for_response(url, &body, opts).await
     }
 
-    async fn chat_completion_stream(
+    /// Streaming chat completion at `url`.
+    pub(crate) async fn chat_stream_at(
         &self,
+        url: &str,
         req: &BifrostRequest,
         opts: CallOptions<'_>,
     ) -> Result<ResponseStream, BifrostError> {
-        let body = chat_body(req, true)?;
-        let resp = self.post_json(&self.chat_url, &body, opts).await?;
-        Ok(sse::openai_sse(resp, parse_chunk))
+        let body = chat_body(req, true, &self.dialect)?;
+        let resp = self.post_json(url, &body, opts).await?;
+        Ok(sse::openai_sse(resp, self.dialect.parse_chunk))
     }
 
-    async fn text_completion(
+    /// Text completion at `url`.
+    pub(crate) async fn text_at(
         &self,
+        url: &str,
         req: &BifrostRequest,
         opts: CallOptions<'_>,
     ) -> Result<BifrostResponse, BifrostError> {
@@ -180,12 +387,13 @@ impl Provider for OpenAIProvider {
             prompt,
             params: &req.params,
         };
-        self.post_for_response(&self.completions_url, &body, opts)
-            .await
+        self.post_for_response(url, &body, opts).await
     }
 
-    async fn embedding(
+    /// Embeddings at `url`.
+    pub(crate) async fn embedding_at(
         &self,
+        url: &str,
         req: &BifrostRequest,
         opts: CallOptions<'_>,
     ) -> Result<BifrostResponse, BifrostError> {
@@ -197,13 +405,17 @@ impl Provider for OpenAIProvider {
             input,
             params: &req.params,
         };
-        self.post_for_response(&self.embeddings_url, &body, opts)
-            .await
+        self.post_for_response(url, &body, opts).await
     }
 
-    async fn list_models(&self, opts: CallOptions<'_>) -> Result<ModelList, BifrostError> {
+    /// `GET url` for an OpenAI-shaped model list; ids come back as `provider/model`.
+    pub(crate) async fn list_models_at(
+        &self,
+        url: &str,
+        opts: CallOptions<'_>,
+    ) -> Result<ModelList, BifrostError> {
         let resp = self
-            .request(reqwest::Method::GET, &self.models_url, opts)
+            .request(reqwest::Method::GET, url, opts)
             .send()
             .await
             .map_err(|e| transport_error(&self.key, e))?;
@@ -225,21 +437,87 @@ impl Provider for OpenAIProvider {
     }
 }
 
-fn chat_body(req: &BifrostRequest, stream: bool) -> Result<ChatBody<'_>, BifrostError> {
+impl Provider for OpenAIProvider {
+    async fn chat_completion(
+        &self,
+        req: &BifrostRequest,
+        opts: CallOptions<'_>,
+    ) -> Result<BifrostResponse, BifrostError> {
+        if !self.dialect.supports.chat {
+            return Err(self.unsupported("chat completion"));
+        }
+        self.chat_at(&self.chat_url, req, opts).await
+    }
+
+    async fn chat_completion_stream(
+        &self,
+        req: &BifrostRequest,
+        opts: CallOptions<'_>,
+    ) -> Result<ResponseStream, BifrostError> {
+        if !self.dialect.supports.chat_stream {
+            return Err(self.unsupported("streaming chat completion"));
+        }
+        self.chat_stream_at(&self.chat_url, req, opts).await
+    }
+
+    async fn text_completion(
+        &self,
+        req: &BifrostRequest,
+        opts: CallOptions<'_>,
+    ) -> Result<BifrostResponse, BifrostError> {
+        if !self.dialect.supports.text_completion {
+            return Err(self.unsupported("text completion"));
+        }
+        self.text_at(&self.completions_url, req, opts).await
+    }
+
+    async fn embedding(
+        &self,
+        req: &BifrostRequest,
+        opts: CallOptions<'_>,
+    ) -> Result<BifrostResponse, BifrostError> {
+        if !self.dialect.supports.embeddings {
+            return Err(self.unsupported("embeddings"));
+        }
+        self.embedding_at(&self.embeddings_url, req, opts).await
+    }
+
+    async fn list_models(&self, opts: CallOptions<'_>) -> Result<ModelList, BifrostError> {
+        if !self.dialect.supports.list_models {
+            return Err(self.unsupported("listing models"));
+        }
+        self.list_models_at(&self.models_url, opts).await
+    }
+}
+
+fn chat_body<'a>(
+    req: &'a BifrostRequest,
+    stream: bool,
+    dialect: &Dialect,
+) -> Result<ChatBody<'a>, BifrostError> {
     let RequestInput::Chat(messages) = &req.input else {
         return Err(BifrostError::invalid_request(
             "chat completion needs messages",
         ));
     };
+    if !dialect.supports.tools && req.params.tools.as_ref().is_some_and(|t| !t.is_empty()) {
+        return Err(BifrostError::unsupported_operation(
+            &req.provider,
+            "tool calling",
+        ));
+    }
     Ok(ChatBody {
         model: &req.model,
-        messages,
-        params: &req.params,
+        messages: (dialect.chat_messages)(messages).map_or(Cow::Borrowed(messages), Cow::Owned),
+        params: (dialect.chat_params)(&req.model, &req.params)
+            .map_or(Cow::Borrowed(&req.params), Cow::Owned),
         stream,
     })
 }
 
-fn parse_chunk(data: &str) -> Result<BifrostResponse, BifrostError> {
+/// OpenAI's stream chunk parser (the default [`Dialect::parse_chunk`]): a chunk, or the
+/// `{"error":…}` event some servers send mid-stream.
+pub fn parse_chunk(data: &str) -> Result<BifrostResponse, BifrostError> {
     if data.starts_with("{\"error\"") {
         if let Ok(env) = serde_json::from_str::<OpenAIErrorEnvelope>(data) {
             return Err(BifrostError::provider(502, env.error));
@@ -270,7 +548,11 @@ pub(crate) async fn check_status(
         Ok(env) => env.error,
         Err(_) => ErrorBody {
             message: match serde_json::from_slice::<Value>(&bytes) {
-                Ok(v) => v.to_string(),
+                // `{"message": …}` (Cohere and others) or `{"error": "…"}` (Ollama and others).
+                Ok(v) => match v.get("message").or_else(|| v.get("error")) {
+                    Some(Value::String(m)) => m.clone(),
+                    _ => v.to_string(),
+                },
                 Err(_) => String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned(),
             },
             ..ErrorBody::default()
@@ -335,7 +617,7 @@ mod tests {
             },
         }]);
         req.params.extra.insert("top_k".into(), json!(3));
-        let v = serde_json::to_value(chat_body(&req, true).unwrap()).unwrap();
+        let v = serde_json::to_value(chat_body(&req, true, &DIALECT).unwrap()).unwrap();
         assert_eq!(
             v,
             json!({"model": "gpt-4o-mini", "messages": [
