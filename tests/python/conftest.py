@@ -155,10 +155,91 @@ def _gateway_config(mock: str) -> dict:
 @pytest.fixture(scope="session")
 def gateway_url(mock_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Starts bifrost-http against the mock and yields its base URL (no `/v1`)."""
+    yield from _run_gateway(_gateway_config(mock_url), tmp_path_factory)
+
+
+def _surfaces_config(mock: str) -> dict:
+    """The demo config plus `anthropic` and `gemini` providers, all at the mock, so each
+    drop-in SDK route can reach a same-dialect and an other-dialect upstream."""
+    config = _gateway_config(mock)
+    network = config["providers"]["openai"]["network_config"]
+    config["providers"]["anthropic"] = {
+        "keys": [{"value": "sk-ant-test", "models": [], "weight": 1}],
+        "network_config": dict(network),
+    }
+    config["providers"]["gemini"] = {
+        "keys": [{"value": "gm-test", "models": [], "weight": 1}],
+        "network_config": dict(network),
+    }
+    return config
+
+
+@pytest.fixture(scope="session")
+def surfaces_gateway_url(mock_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A gateway for the drop-in SDK routes (`/openai`, `/anthropic`, `/genai`) with the
+    `openai`, `anthropic` and `gemini` providers all pointed at the mock."""
+    yield from _run_gateway(_surfaces_config(mock_url), tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def anthropic_client(surfaces_gateway_url: str):
+    """The official Anthropic SDK on the gateway's `/anthropic` route; no client retries."""
+    import anthropic
+
+    c = anthropic.Anthropic(
+        base_url=f"{surfaces_gateway_url}/anthropic",
+        api_key="unused",
+        max_retries=0,
+        timeout=HTTP_TIMEOUT_S,
+    )
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="session")
+def openai_surface_client(surfaces_gateway_url: str) -> Iterator[openai.OpenAI]:
+    """The official OpenAI SDK on the gateway's `/openai` route (bare model names go to the
+    `openai` provider); no client retries."""
+    c = openai.OpenAI(
+        base_url=f"{surfaces_gateway_url}/openai",
+        api_key="unused",
+        max_retries=0,
+        timeout=HTTP_TIMEOUT_S,
+    )
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="session")
+def genai_client(surfaces_gateway_url: str):
+    """The official google-genai SDK on the gateway's `/genai` route (bare model names go to
+    the `gemini` provider; the SDK calls `/genai/v1/models/...`); no client retries."""
+    from google import genai
+    from google.genai import types
+
+    c = genai.Client(
+        api_key="unused",
+        http_options=types.HttpOptions(
+            base_url=f"{surfaces_gateway_url}/genai",
+            timeout=int(HTTP_TIMEOUT_S * 1000),
+        ),
+    )
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def _run_gateway(config_dict: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Runs bifrost-http with `config_dict` until the generator is closed; yields its URL."""
     exe = _binary("bifrost-http")
     workdir = tmp_path_factory.mktemp("gateway")
     config = workdir / "config.json"
-    config.write_text(json.dumps(_gateway_config(mock_url), indent=2))
+    config.write_text(json.dumps(config_dict, indent=2))
     port = _free_port()
     out_log, err_log = workdir / "stdout.log", workdir / "stderr.log"
     with out_log.open("wb") as out, err_log.open("wb") as err:

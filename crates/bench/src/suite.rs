@@ -490,7 +490,7 @@ impl Report<'_> {
         );
         let _ = writeln!(
             o,
-            "- **Formulas**: added latency = (percentile through the gateway) − (same percentile straight to the upstream, same load, same run). Gateway CPU per request = (utime + stime of the gateway process from `/proc/<pid>/stat` over the run) ÷ (requests served in the run). RSS = `VmRSS` / peak = `VmHWM` from `/proc/<pid>/status`. A stream is stalled when it fails, never sends `[DONE]`, or has a gap over 250 ms between body chunks (the upstream sends one every 50 ms). The gateway also reports its own overhead per request in `x-bifrost-overhead-us` (see README).\n"
+            "- **Formulas**: added latency = (percentile through the gateway) − (same percentile straight to the upstream, same load, same run). Gateway CPU per request = (utime + stime of the gateway process from `/proc/<pid>/stat` over the run) ÷ (requests served in the run). RSS = `VmRSS` / peak = `VmHWM` from `/proc/<pid>/status`. A stream is stalled when it fails, never sends `[DONE]`, or has a gap over 250 ms between body chunks (the upstream sends one every 50 ms). The gateway also reports its own overhead per request in `x-bifrost-overhead-us` (see README). Profile-guided changes and instruction counts: [performance.md](performance.md).\n"
         );
 
         let c1 = self.instant.iter().find(|p| p.concurrency == 1);

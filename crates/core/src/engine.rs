@@ -1,6 +1,7 @@
 //! The dispatch engine: plugins, per-provider queues, key choice, retries and fallbacks.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -12,7 +13,10 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::config::{BifrostConfig, NetworkConfig, ResolvedKey};
 use crate::keys::select_key;
 use crate::plugin::{Plugin, Plugins, PreHookOutcome, RequestContext};
-use crate::providers::{CallOptions, Provider, ProviderImpl, ResponseStream, SetupError};
+use crate::providers::native::NativeRequest;
+use crate::providers::{
+    CallOptions, Provider, ProviderImpl, ResponseStream, SetupError, TokenCount,
+};
 use crate::queue::ProviderQueue;
 use crate::retry::{backoff, jitter};
 use crate::schemas::{
@@ -43,10 +47,15 @@ struct Inner {
     /// Providers named in the config that this build cannot serve yet.
     unsupported: HashMap<ProviderKey, String>,
     plugins: Plugins,
+    /// The config's `client` block, for the transports' own settings.
+    client: crate::config::ClientConfig,
 }
 
 struct ProviderState {
     key: ProviderKey,
+    /// The built-in provider whose wire format `key` speaks (itself, or a custom provider's
+    /// `base_provider_type`).
+    base: ProviderKey,
     imp: ProviderImpl,
     keys: Vec<ResolvedKey>,
     /// Variables named by keys that were skipped because they are unset (for error messages).
@@ -110,6 +119,7 @@ impl BifrostBuilder {
             providers.insert(
                 key.clone(),
                 Arc::new(ProviderState {
+                    base: cfg.base_provider(&key),
                     queue: ProviderQueue::new(
                         key.clone(),
                         c.concurrency,
@@ -130,6 +140,7 @@ impl BifrostBuilder {
                 providers,
                 unsupported,
                 plugins: self.plugins.into(),
+                client: self.config.client.clone(),
             }),
         })
     }
@@ -165,6 +176,19 @@ impl Bifrost {
     /// The providers that can serve requests.
     pub fn providers(&self) -> impl Iterator<Item = &ProviderKey> {
         self.inner.providers.keys()
+    }
+
+    /// The built-in provider whose wire format a configured provider speaks: the name itself,
+    /// or a custom provider's `base_provider_type`. Drop-in routes use it to pass a request
+    /// through untranslated when the upstream speaks the caller's dialect. `None` when the
+    /// provider is not configured (or not in this build).
+    pub fn base_provider(&self, provider: &ProviderKey) -> Option<&ProviderKey> {
+        self.inner.providers.get(provider).map(|s| &s.base)
+    }
+
+    /// The config's `client` block (e.g. `drop_unsupported_params` for the drop-in routes).
+    pub fn client_config(&self) -> &crate::config::ClientConfig {
+        &self.inner.client
     }
 
     /// The registered plugins, in order.
@@ -238,6 +262,27 @@ impl Bifrost {
         Err(err)
     }
 
+    /// Counts a chat request's input tokens at its provider (Anthropic's `count_tokens`,
+    /// Gemini's `:countTokens`).
+    ///
+    /// One attempt at the primary target: no plugins (there is no answer to mock or log),
+    /// no retries or fallbacks (a count from another provider would be a different count).
+    pub async fn count_tokens(
+        &self,
+        ctx: &mut RequestContext,
+        req: BifrostRequest,
+    ) -> Result<TokenCount, BifrostError> {
+        validate(&req)?;
+        let state = self.state(&req.provider)?;
+        let key = state.pick_key(&req.model)?;
+        let _permit = state.queue.acquire(state.network.request_timeout()).await?;
+        let opts = state.call_options(ctx, key);
+        let started = Instant::now();
+        let result = Box::pin(state.imp.count_tokens(&req, opts)).await;
+        ctx.upstream_time += started.elapsed();
+        result.map_err(|e| e.with_origin(&state.key, &req.model))
+    }
+
     /// Lists models of every configured provider (ids as `provider/model`); a provider that
     /// fails is left out and logged.
     pub async fn list_models(&self, ctx: &RequestContext) -> ModelList {
@@ -247,6 +292,7 @@ impl Bifrost {
                 extra_headers: &ctx.extra_headers,
                 raw_response: false,
                 timeout: p.network.request_timeout(),
+                native: None,
             };
             (p.key.clone(), p.imp.list_models(opts).await)
         });
@@ -351,11 +397,14 @@ impl Bifrost {
         let started = Instant::now();
         let mut retries = 0;
         let result = loop {
-            let res = match op {
-                Op::Chat => state.imp.chat_completion(req, opts).await,
-                Op::Text => state.imp.text_completion(req, opts).await,
-                Op::Embedding => state.imp.embedding(req, opts).await,
+            // Boxed: the provider futures are several KiB, and keeping them out of this
+            // future's state saves copying them at every level of the request's call chain.
+            let call: Pin<Box<dyn Future<Output = _> + Send + '_>> = match op {
+                Op::Chat => Box::pin(state.imp.chat_completion(req, opts)),
+                Op::Text => Box::pin(state.imp.text_completion(req, opts)),
+                Op::Embedding => Box::pin(state.imp.embedding(req, opts)),
             };
+            let res = call.await;
             match res {
                 Err(e) if state.should_retry(&e, retries) => {
                     retries += 1;
@@ -427,7 +476,7 @@ impl Bifrost {
         let first_chunk_timeout = state.network.request_timeout();
         let mut retries = 0;
         let result = loop {
-            let res = async {
+            let res = Box::pin(async {
                 let mut s = state.imp.chat_completion_stream(req, opts).await?;
                 match tokio::time::timeout(first_chunk_timeout, s.next()).await {
                     Err(_) => Err(BifrostError::upstream_unreachable(
@@ -446,7 +495,7 @@ impl Bifrost {
                         Ok(futures::stream::once(async { Ok(first) }).chain(s).boxed())
                     }
                 }
-            }
+            })
             .await;
             match res {
                 Err(e) if state.should_retry(&e, retries) => {
@@ -507,7 +556,9 @@ impl Bifrost {
 
 impl ProviderState {
     fn pick_key(&self, model: &str) -> Result<Option<&ResolvedKey>, BifrostError> {
-        if self.key.is_keyless() && self.keys.is_empty() {
+        // Keyless providers run without a key unless keys were configured and all of them
+        // were skipped (a named variable is unset): then the missing variable is the error.
+        if self.key.is_keyless() && self.keys.is_empty() && self.missing_vars.is_empty() {
             return Ok(None);
         }
         if self.keys.is_empty() {
@@ -525,10 +576,16 @@ impl ProviderState {
         select_key(&self.keys, model).map(Some).ok_or_else(|| {
             BifrostError::invalid_param(
                 "model",
-                format!(
-                    "no keys found for provider {} that support model: {model}",
-                    self.key
-                ),
+                match self.key {
+                    ProviderKey::Azure | ProviderKey::Bedrock => format!(
+                        "no keys found for provider {} that support model/deployment: {model}",
+                        self.key
+                    ),
+                    _ => format!(
+                        "no keys found for provider {} that support model: {model}",
+                        self.key
+                    ),
+                },
             )
         })
     }
@@ -545,6 +602,7 @@ impl ProviderState {
                 .send_back_raw_response
                 .unwrap_or(self.send_back_raw_response),
             timeout: self.network.request_timeout(),
+            native: ctx.extensions.get::<Arc<NativeRequest>>().map(|n| &**n),
         }
     }
 
@@ -631,34 +689,30 @@ fn record_upstream(
     result: &Result<impl UsageOf, BifrostError>,
     started: Instant,
 ) {
-    let provider = provider_label(provider);
-    let model = model_label(model);
-    let method = SharedString::const_str(method);
-    let status = match result {
-        Ok(_) => status_label(200),
-        Err(e) => status_label(e.http_status()),
-    };
-    let labels = [
-        Label::new("provider", provider.clone()),
-        Label::new("model", model.clone()),
-        Label::new("method", method.clone()),
-    ];
-    metrics::counter!(telemetry::UPSTREAM_REQUESTS, labels.iter()).increment(1);
-    if let Ok(r) = result {
-        metrics::counter!(telemetry::SUCCESS_REQUESTS, labels.iter()).increment(1);
-        if let Some(u) = r.usage_of() {
-            let pm = [Label::new("provider", provider), Label::new("model", model)];
-            metrics::counter!(telemetry::INPUT_TOKENS, pm.iter()).increment(u.prompt_tokens);
-            metrics::counter!(telemetry::OUTPUT_TOKENS, pm.iter()).increment(u.completion_tokens);
+    let elapsed = started.elapsed().as_secs_f64();
+    match result {
+        Ok(r) => {
+            let series = telemetry::upstream_series(provider, model, method);
+            series.requests.increment(1);
+            series.success.increment(1);
+            series.latency_ok.record(elapsed);
+            if let Some(u) = r.usage_of() {
+                series.input_tokens.increment(u.prompt_tokens);
+                series.output_tokens.increment(u.completion_tokens);
+            }
+        }
+        Err(e) => {
+            let labels = [
+                Label::new("provider", provider_label(provider)),
+                Label::new("model", model_label(model)),
+                Label::new("method", SharedString::const_str(method)),
+                Label::new("status", status_label(e.http_status())),
+            ];
+            metrics::counter!(telemetry::UPSTREAM_REQUESTS, labels[..3].iter()).increment(1);
+            metrics::counter!(telemetry::ERROR_REQUESTS, labels.iter()).increment(1);
+            metrics::histogram!(telemetry::UPSTREAM_LATENCY, labels.iter()).record(elapsed);
         }
     }
-    let [p, m, me] = labels;
-    let with_status = [p, m, me, Label::new("status", status)];
-    if result.is_err() {
-        metrics::counter!(telemetry::ERROR_REQUESTS, with_status.iter()).increment(1);
-    }
-    metrics::histogram!(telemetry::UPSTREAM_LATENCY, with_status.iter())
-        .record(started.elapsed().as_secs_f64());
 }
 
 /// Token usage of a result, when it has one (streams report theirs in the last chunk).
@@ -948,6 +1002,7 @@ mod tests {
             providers.insert(
                 key.clone(),
                 Arc::new(ProviderState {
+                    base: key.clone(),
                     imp: ProviderImpl::Scripted(ScriptedProvider {
                         name: key.to_string(),
                         script: Mutex::new(script.into()),
@@ -972,6 +1027,7 @@ mod tests {
             providers,
             unsupported: HashMap::new(),
             plugins: setup.plugins.into(),
+            client: crate::config::ClientConfig::default(),
         };
         (
             Bifrost {

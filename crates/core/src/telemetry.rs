@@ -5,10 +5,10 @@
 //! has them (`bifrost_upstream_requests_total`, `bifrost_upstream_latency_seconds`,
 //! `bifrost_input_tokens_total`, …).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock, RwLock};
 
-use metrics::SharedString;
+use metrics::{Counter, Histogram, Label, SharedString};
 
 use crate::schemas::ProviderKey;
 
@@ -82,6 +82,81 @@ pub fn interned_label(model: &str) -> SharedString {
     let v: Arc<str> = Arc::from(model);
     set.insert(Arc::clone(&v));
     SharedString::from(v)
+}
+
+/// The success-path upstream series of one (provider, model, method), registered once and
+/// reused: looking a labelled series up in the recorder on every request cost more than the
+/// rest of the engine's bookkeeping together.
+pub struct UpstreamSeries {
+    /// `bifrost_upstream_requests_total`.
+    pub requests: Counter,
+    /// `bifrost_success_requests_total`.
+    pub success: Counter,
+    /// `bifrost_input_tokens_total`.
+    pub input_tokens: Counter,
+    /// `bifrost_output_tokens_total`.
+    pub output_tokens: Counter,
+    /// `bifrost_upstream_latency_seconds{status="200"}`.
+    pub latency_ok: Histogram,
+}
+
+type SeriesKey = (ProviderKey, &'static str);
+type SeriesCache = RwLock<HashMap<SharedString, Vec<(SeriesKey, Arc<UpstreamSeries>)>>>;
+
+/// The cached series for a successful request (bounded like the labels it carries).
+pub fn upstream_series(
+    provider: &ProviderKey,
+    model: &str,
+    method: &'static str,
+) -> Arc<UpstreamSeries> {
+    static CACHE: OnceLock<SeriesCache> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| RwLock::new(HashMap::new()));
+    let model = model_label(model);
+    let find = |list: &Vec<(SeriesKey, Arc<UpstreamSeries>)>| {
+        list.iter()
+            .find(|((p, m), _)| p == provider && *m == method)
+            .map(|(_, s)| Arc::clone(s))
+    };
+    if let Ok(map) = cache.read()
+        && let Some(s) = map.get(&model).and_then(find)
+    {
+        return s;
+    }
+    let series = Arc::new(register_upstream(provider, &model, method));
+    if let Ok(mut map) = cache.write() {
+        let list = map.entry(model).or_default();
+        if let Some(s) = find(list) {
+            return s;
+        }
+        list.push(((provider.clone(), method), Arc::clone(&series)));
+    }
+    series
+}
+
+fn register_upstream(
+    provider: &ProviderKey,
+    model: &SharedString,
+    method: &'static str,
+) -> UpstreamSeries {
+    let p = provider_label(provider);
+    let labels = [
+        Label::new("provider", p.clone()),
+        Label::new("model", model.clone()),
+        Label::new("method", method),
+    ];
+    let pm = [
+        Label::new("provider", p),
+        Label::new("model", model.clone()),
+    ];
+    let mut with_status = labels.to_vec();
+    with_status.push(Label::new("status", "200"));
+    UpstreamSeries {
+        requests: metrics::counter!(UPSTREAM_REQUESTS, labels.iter()),
+        success: metrics::counter!(SUCCESS_REQUESTS, labels.iter()),
+        input_tokens: metrics::counter!(INPUT_TOKENS, pm.iter()),
+        output_tokens: metrics::counter!(OUTPUT_TOKENS, pm.iter()),
+        latency_ok: metrics::histogram!(UPSTREAM_LATENCY, with_status.iter()),
+    }
 }
 
 /// An HTTP status code as a label value without allocating for the usual ones.

@@ -1,5 +1,6 @@
-//! Anthropic's Messages API: `POST /v1/messages` (whole and streamed) and, for requests
-//! carrying `anthropic-version`, `GET /v1/models` in Anthropic's shape.
+//! Anthropic's Messages API: `POST /v1/messages` (whole and streamed),
+//! `POST /v1/messages/count_tokens` and, for requests carrying `anthropic-version`,
+//! `GET /v1/models` in Anthropic's shape.
 //!
 //! Replies follow the chat handler's rules in Anthropic's wire format: echo the last user
 //! text; with `tools` and no `tool_result` in the last user turn, a `tool_use` of the first
@@ -457,6 +458,58 @@ fn stream(id: &str, model: &str, reply: &Reply<'_>, usage: Usage, faults: &Fault
     .write(&mut sse);
     Event::MessageStop.write(&mut sse);
     sse.into_response(faults)
+}
+
+/// Handles `POST /v1/messages/count_tokens`: `{"input_tokens": n}`, counted as for a
+/// message (whitespace-separated words of the messages and the system prompt); faults apply.
+pub(crate) async fn count_tokens(State(state): State<MockState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = openai::read_body(body).await else {
+        return error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            "mock: request body too large or unreadable",
+        );
+    };
+    let parsed = serde_json::from_slice::<MessagesRequest<'_>>(&bytes);
+    let body_mock = parsed.as_ref().ok().and_then(|r| r.mock.as_ref());
+    let mut faults = Faults::parse(&parts.headers, body_mock);
+    let key = match faults::gate(&state, &parts, &mut faults).await {
+        Ok(key) => key,
+        Err(resp) if faults.reset => return resp,
+        Err(resp) => return anthropic_fault(resp, faults.status),
+    };
+    let mut resp = match &parsed {
+        Ok(_) if !parts.headers.contains_key(VERSION_HEADER) => error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "anthropic-version: header is required",
+        ),
+        Ok(request) if request.max_tokens.is_some() => error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "max_tokens: Extra inputs are not permitted",
+        ),
+        Ok(request) => {
+            let input_tokens = request
+                .messages
+                .iter()
+                .map(|m| openai::count_tokens(&openai::content_text(m.content)))
+                .sum::<u64>()
+                + openai::count_tokens(&openai::content_text(request.system));
+            openai::json_response(
+                StatusCode::OK,
+                &serde_json::json!({ "input_tokens": input_tokens }),
+            )
+        }
+        Err(err) => error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            &format!("mock: invalid request body: {err}"),
+        ),
+    };
+    resp.headers_mut().insert(X_MOCK_API_KEY, key);
+    resp
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,7 @@
 //! Google's Gemini API shapes (`/v1beta`), written from Google's public reference:
 //! `models/{model}:generateContent`, `:streamGenerateContent` (`?alt=sse`, or a JSON array
-//! without it), `:embedContent`, `:batchEmbedContents`, `GET /v1beta/models`, and Google's
+//! without it), `:countTokens` (words of the text, as usage counts them), `:embedContent`,
+//! `:batchEmbedContents`, `GET /v1beta/models`, and Google's
 //! error body `{"error":{"code","message","status","details"}}` for faults.
 //!
 //! Replies mirror the OpenAI routes: the last user text is echoed; with `tools` declared
@@ -121,6 +122,22 @@ struct InGenerationConfig {
 struct InThinkingConfig {
     #[serde(default, rename = "includeThoughts", alias = "include_thoughts")]
     include_thoughts: bool,
+}
+
+/// `:countTokens` body: `contents`, or a whole `generateContentRequest`.
+#[derive(Deserialize)]
+struct CountRequest<'a> {
+    #[serde(borrow, default)]
+    contents: Vec<InContent<'a>>,
+    #[serde(
+        borrow,
+        default,
+        rename = "generateContentRequest",
+        alias = "generate_content_request"
+    )]
+    generate_content_request: Option<GenerateRequest<'a>>,
+    #[serde(default)]
+    mock: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -314,6 +331,25 @@ pub(crate) async fn handle(
             let mock = parsed.as_ref().ok().and_then(|r| r.mock.as_ref());
             answer(&state, &parts, mock, |faults| match &parsed {
                 Ok(request) => generate(&state, model, request, faults, mode),
+                Err(err) => bad_request(err),
+            })
+            .await
+        }
+        "countTokens" => {
+            let parsed = serde_json::from_slice::<CountRequest<'_>>(&bytes);
+            let mock = parsed.as_ref().ok().and_then(|r| r.mock.as_ref());
+            answer(&state, &parts, mock, |_| match &parsed {
+                Ok(request) => {
+                    let contents = request
+                        .generate_content_request
+                        .as_ref()
+                        .map_or(&request.contents, |g| &g.contents);
+                    let total: u64 = contents
+                        .iter()
+                        .map(|c| openai::count_tokens(&turn_text(c)))
+                        .sum();
+                    openai::json_response(StatusCode::OK, &json!({"totalTokens": total}))
+                }
                 Err(err) => bad_request(err),
             })
             .await

@@ -25,8 +25,9 @@
 //! Anthropic's error bodies.
 //!
 //! Google's Gemini API is served under `/v1beta/models` (`{model}:generateContent`,
-//! `:streamGenerateContent`, `:embedContent`, `:batchEmbedContents`, the model list) with
-//! the same faults and Google's error bodies; its key is read from `x-goog-api-key`.
+//! `:streamGenerateContent`, `:countTokens`, `:embedContent`, `:batchEmbedContents`, the
+//! model list) with the same faults and Google's error bodies; its key is read from
+//! `x-goog-api-key`.
 //!
 //! Azure OpenAI's deployment routes (`/openai/deployments/{deployment}/chat/completions`,
 //! `/completions`, `/embeddings`, and `GET /openai/models`) reuse the OpenAI handlers but
@@ -193,6 +194,7 @@ pub fn router(state: MockState) -> Router {
         .route("/embeddings", post(embeddings::handle))
         .route("/v1/messages", post(anthropic::handle))
         .route("/messages", post(anthropic::handle))
+        .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/v1/models", get(anthropic::models))
         .route("/models", get(openai::models))
         .route("/v1/models/{id}", get(openai::model))

@@ -292,3 +292,29 @@ async fn models_are_paged() {
         .unwrap();
     assert_eq!(rest["models"][0]["name"], "models/gemini-embedding-001");
 }
+
+#[tokio::test]
+async fn count_tokens_counts_words_of_contents_or_a_whole_request() {
+    let mock = server().await;
+    let resp = post(&mock, "gemini-2.0-flash:countTokens", user("one two three")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"totalTokens": 3})
+    );
+    let resp = post(
+        &mock,
+        "gemini-2.0-flash:countTokens",
+        json!({"generateContentRequest": {"model": "models/gemini-2.0-flash",
+            "contents": [{"role": "user", "parts": [{"text": "a b"}]}]}}),
+    )
+    .await;
+    assert_eq!(resp.json::<Value>().await.unwrap()["totalTokens"], 2);
+    let resp = post(
+        &mock,
+        "gemini-2.0-flash:countTokens",
+        json!({"contents": [], "mock": {"status": 429}}),
+    )
+    .await;
+    assert_eq!(resp.status(), 429);
+}

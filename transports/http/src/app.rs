@@ -1,6 +1,7 @@
 //! The router: routes, shared state and the layers around them.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -19,7 +20,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
-use crate::errors::{error_response, http_error};
+use crate::errors::{Dialect, error_response, http_error};
 use crate::parse::{Route, parse};
 use crate::sse::sse_response;
 
@@ -55,6 +56,9 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
         .route("/v1/models", get(list_models))
         .route("/health", get(health))
         .route("/metrics", get(render_metrics))
+        .merge(crate::surfaces::openai::router())
+        .merge(crate::surfaces::anthropic::router())
+        .merge(crate::surfaces::genai::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))
@@ -118,7 +122,7 @@ async fn reject_oversized(State(max): State<usize>, req: Request, next: Next) ->
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
-        Some(len) if len > max as u64 => http_error(
+        Some(len) if len > max as u64 => Dialect::for_path(req.uri().path()).http_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "request_too_large",
             format!(
@@ -131,12 +135,12 @@ async fn reject_oversized(State(max): State<usize>, req: Request, next: Next) ->
 
 /// The request id (the caller's `x-request-id` or a new one), available to handlers.
 #[derive(Clone)]
-struct RequestId(HeaderValue);
+pub(crate) struct RequestId(pub(crate) HeaderValue);
 
 /// Time a handler spent waiting on providers, left in the response's extensions so the
 /// middleware can report the gateway's own share of the request.
 #[derive(Clone, Copy)]
-struct UpstreamTime(Duration);
+pub(crate) struct UpstreamTime(pub(crate) Duration);
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const X_OVERHEAD: HeaderName = HeaderName::from_static("x-bifrost-overhead-us");
@@ -219,12 +223,20 @@ async fn observe(State(st): State<AppState>, mut req: Request, next: Next) -> Re
         if let Ok(v) = HeaderValue::from_str(&timing) {
             h.insert(SERVER_TIMING, v);
         }
-        metrics::histogram!(GATEWAY_OVERHEAD, "path" => path.clone())
+        http_series(&path, method, status)
+            .overhead
             .record(overhead.as_secs_f64());
     }
     tracing::debug!(request_id = ?id, method, path = %path, status, "request");
     resp.headers_mut().insert(X_REQUEST_ID, id);
-    if path.as_ref() != "/metrics" {
+    if path.as_ref() == "/metrics" {
+        return resp;
+    }
+    if custom.is_empty() {
+        let series = http_series(&path, method, status);
+        series.duration.record(total.as_secs_f64());
+        series.requests.increment(1);
+    } else {
         let mut labels = Vec::with_capacity(3 + custom.len());
         labels.extend([
             Label::new("path", path),
@@ -238,6 +250,41 @@ async fn observe(State(st): State<AppState>, mut req: Request, next: Next) -> Re
     resp
 }
 
+/// The HTTP series of one (route, method, status), registered once: a labelled lookup in the
+/// recorder per request showed up in profiles. Bounded: routes are interned (bounded) and
+/// statuses are few.
+struct HttpSeries {
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+    overhead: metrics::Histogram,
+}
+
+fn http_series(path: &SharedString, method: &'static str, status: u16) -> Arc<HttpSeries> {
+    type Key = (SharedString, &'static str, u16);
+    static CACHE: OnceLock<RwLock<HashMap<Key, Arc<HttpSeries>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| RwLock::new(HashMap::new()));
+    let key = (path.clone(), method, status);
+    if let Ok(map) = cache.read()
+        && let Some(s) = map.get(&key)
+    {
+        return Arc::clone(s);
+    }
+    let labels = [
+        Label::new("path", path.clone()),
+        Label::new("method", method),
+        Label::new("status", status_label(status)),
+    ];
+    let series = Arc::new(HttpSeries {
+        requests: metrics::counter!(HTTP_REQUESTS, labels.iter()),
+        duration: metrics::histogram!(HTTP_DURATION, labels.iter()),
+        overhead: metrics::histogram!(GATEWAY_OVERHEAD, "path" => path.clone()),
+    });
+    if let Ok(mut map) = cache.write() {
+        return Arc::clone(map.entry(key).or_insert(series));
+    }
+    series
+}
+
 /// HTTP requests by path (route template), method, status (counter; Bifrost's name).
 const HTTP_REQUESTS: &str = "http_requests_total";
 /// HTTP request latency (histogram, seconds; Bifrost's name).
@@ -246,7 +293,7 @@ const HTTP_DURATION: &str = "http_request_duration_seconds";
 const GATEWAY_OVERHEAD: &str = "bifrost_gateway_overhead_seconds";
 
 /// Builds the request context from the headers Bifrost defines.
-fn context(id: &RequestId, headers: &HeaderMap) -> RequestContext {
+pub(crate) fn context(id: &RequestId, headers: &HeaderMap) -> RequestContext {
     const DENY: &[&str] = &[
         "proxy-authorization",
         "cookie",
@@ -279,7 +326,11 @@ fn context(id: &RequestId, headers: &HeaderMap) -> RequestContext {
     ctx
 }
 
-fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Response> {
+/// The request body, or the error response (in `dialect`) for a body that could not be read.
+pub(crate) fn body_or_error_in(
+    dialect: Dialect,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, Response> {
     body.map_err(|rej| {
         let status = rej.status();
         let kind = if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -287,8 +338,12 @@ fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Response>
         } else {
             "invalid_request_error"
         };
-        http_error(status, kind, rej.body_text())
+        dialect.http_error(status, kind, rej.body_text())
     })
+}
+
+fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Response> {
+    body_or_error_in(Dialect::Bifrost, body)
 }
 
 async fn inference(
@@ -372,7 +427,8 @@ async fn inference(
     }
 }
 
-fn add_attempt_headers(resp: &mut Response, retries: u32, fallback: Option<usize>) {
+/// Adds `x-bf-retries` / `x-bf-fallback-index` when a retry or fallback happened.
+pub(crate) fn add_attempt_headers(resp: &mut Response, retries: u32, fallback: Option<usize>) {
     if retries > 0 {
         resp.headers_mut()
             .insert("x-bf-retries", HeaderValue::from(retries));
@@ -383,7 +439,8 @@ fn add_attempt_headers(resp: &mut Response, retries: u32, fallback: Option<usize
     }
 }
 
-fn log_error(ctx: &RequestContext, e: &bifrost_core::schemas::BifrostError) {
+/// Logs a failed request: a warning for the gateway's and providers' 5xx, debug otherwise.
+pub(crate) fn log_error(ctx: &RequestContext, e: &bifrost_core::schemas::BifrostError) {
     let status = e.http_status();
     if status >= 500 {
         tracing::warn!(request_id = %ctx.request_id, status, error = %e, "request failed");
@@ -447,7 +504,7 @@ async fn render_metrics(State(st): State<AppState>) -> Response {
 }
 
 async fn not_found(req: Request) -> Response {
-    http_error(
+    Dialect::for_path(req.uri().path()).http_error(
         StatusCode::NOT_FOUND,
         "not_found",
         format!("route not found: {} {}", req.method(), req.uri().path()),
@@ -455,7 +512,7 @@ async fn not_found(req: Request) -> Response {
 }
 
 async fn method_not_allowed(req: Request) -> Response {
-    http_error(
+    Dialect::for_path(req.uri().path()).http_error(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         format!(

@@ -7,3 +7,4 @@ pub mod errors;
 pub mod parse;
 pub mod server;
 pub mod sse;
+pub mod surfaces;

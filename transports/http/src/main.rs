@@ -4,6 +4,11 @@ use bifrost_transport_http::cli::Cli;
 use bifrost_transport_http::server;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of the system allocator: a request allocates a few hundred small
+/// objects, and glibc's malloc/free were a fifth of the gateway's instructions in profiles.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse_from_go_style(std::env::args());
     init_tracing(&cli.log_level, &cli.log_style);

@@ -71,6 +71,10 @@ pub struct ClientConfig {
     pub allowed_origins: Vec<String>,
     /// Extra Prometheus label names, filled from `x-bf-prom-<label>` headers.
     pub prometheus_labels: Vec<String>,
+    /// On the drop-in SDK routes, a parameter the target provider cannot take is dropped and
+    /// named in the `x-bifrost-dropped-params` response header instead of failing the request
+    /// with a 400 naming it (the default: nothing is ever dropped silently).
+    pub drop_unsupported_params: bool,
 }
 
 impl Default for ClientConfig {
@@ -81,6 +85,7 @@ impl Default for ClientConfig {
             max_request_body_size_mb: 100,
             allowed_origins: Vec::new(),
             prometheus_labels: Vec::new(),
+            drop_unsupported_params: false,
         }
     }
 }

@@ -272,6 +272,7 @@ mod tests {
             extra_headers: &[],
             raw_response: false,
             timeout: Duration::from_secs(1),
+            native: None,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod compatible;
 pub mod gemini;
 pub mod groq;
 pub mod mistral;
+pub mod native;
 pub mod ollama;
 pub mod openai;
 pub mod openrouter;
@@ -45,6 +46,18 @@ pub struct CallOptions<'a> {
     pub raw_response: bool,
     /// Timeout for the whole attempt (non-stream) or until the response headers (stream).
     pub timeout: Duration,
+    /// The caller's original body when it came to a drop-in route in a provider's own
+    /// dialect; a provider of that dialect sends it instead of a translation (see [`native`]).
+    pub native: Option<&'a native::NativeRequest>,
+}
+
+/// A token count answered by a provider's counting endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenCount {
+    /// Input tokens the request would use.
+    pub input_tokens: u64,
+    /// The provider's answer as sent, for routes that return it unchanged.
+    pub raw: Option<serde_json::Value>,
 }
 
 impl CallOptions<'_> {
@@ -210,6 +223,26 @@ macro_rules! dispatch {
             ProviderImpl::Scripted($p) => $call,
         }
     };
+}
+
+impl ProviderImpl {
+    /// Counts a chat request's input tokens with the provider's own counter, where it has
+    /// one (Anthropic's `count_tokens`, Gemini's `:countTokens`); others answer
+    /// `unsupported_operation`.
+    pub async fn count_tokens(
+        &self,
+        req: &BifrostRequest,
+        opts: CallOptions<'_>,
+    ) -> Result<TokenCount, BifrostError> {
+        match self {
+            Self::Anthropic(p) => p.count_tokens(req, opts).await,
+            Self::Gemini(p) => p.count_tokens(req, opts).await,
+            _ => Err(BifrostError::unsupported_operation(
+                &req.provider,
+                "token counting",
+            )),
+        }
+    }
 }
 
 impl Provider for ProviderImpl {

@@ -160,6 +160,8 @@ pub struct OpenAIProvider {
     completions_url: String,
     embeddings_url: String,
     models_url: String,
+    /// The four URLs above, parsed (those that parse).
+    parsed: Vec<reqwest::Url>,
     headers: HeaderMap,
 }
 
@@ -185,7 +187,7 @@ impl OpenAIProvider {
     ) -> Self {
         let root = normalize_base_url(base_url, "/v1");
         let p = dialect.paths;
-        Self {
+        let mut provider = Self {
             key,
             client,
             dialect,
@@ -193,8 +195,23 @@ impl OpenAIProvider {
             completions_url: format!("{root}{}", p.completions),
             embeddings_url: format!("{root}{}", p.embeddings),
             models_url: format!("{root}{}", p.models),
+            parsed: Vec::new(),
             headers,
-        }
+        };
+        provider.reparse();
+        provider
+    }
+
+    fn reparse(&mut self) {
+        self.parsed = [
+            &self.chat_url,
+            &self.completions_url,
+            &self.embeddings_url,
+            &self.models_url,
+        ]
+        .into_iter()
+        .filter_map(|u| reqwest::Url::parse(u).ok())
+        .collect();
     }
 
     /// Replaces the path of one request type (a custom provider's `request_path_overrides`);
@@ -207,6 +224,7 @@ impl OpenAIProvider {
             RequestType::Embedding => self.embeddings_url = url,
             RequestType::ListModels => self.models_url = url,
         }
+        self.reparse();
     }
 
     /// The dialect in use, to adjust after construction (custom providers narrow
@@ -243,11 +261,13 @@ impl OpenAIProvider {
         url: &str,
         opts: CallOptions<'_>,
     ) -> reqwest::RequestBuilder {
-        let mut rb = self
-            .client
-            .request(method, url)
-            .headers(self.headers.clone())
-            .timeout(opts.timeout);
+        // The fixed endpoints are parsed once; parsing a URL (with IDNA host checks) per
+        // request showed up in profiles.
+        let rb = match self.parsed.iter().find(|u| u.as_str() == url) {
+            Some(parsed) => self.client.request(method, parsed.clone()),
+            None => self.client.request(method, url),
+        };
+        let mut rb = rb.headers(self.headers.clone()).timeout(opts.timeout);
         let api_key = opts.api_key();
         if !api_key.is_empty() {
             match self.dialect.auth {

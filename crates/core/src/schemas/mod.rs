@@ -1,6 +1,7 @@
 //! Bifrost's unified schemas: requests, responses and errors in one OpenAI-shaped vocabulary.
 
 mod error;
+mod message_de;
 mod provider;
 mod request;
 mod response;

@@ -869,6 +869,19 @@ impl StreamConverter {
         Ok(Some(self.chunk(delta, None, None)))
     }
 
+    /// A chunk without choices, for events that carry nothing unified but are relayed raw
+    /// on a native passthrough stream (`ping`, `content_block_stop`, `message_stop`, …).
+    pub fn empty_chunk(&self) -> BifrostResponse {
+        BifrostResponse {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".to_owned(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: Some(Vec::new()),
+            ..BifrostResponse::default()
+        }
+    }
+
     /// `message_delta` usage is cumulative; input counts are present only in newer versions.
     fn merge_usage(&mut self, d: DeltaUsage) {
         self.usage.output_tokens = d.output_tokens;

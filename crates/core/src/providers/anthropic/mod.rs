@@ -3,9 +3,17 @@
 //! Auth is `x-api-key` plus `anthropic-version`. Chat (whole and streamed, with tools,
 //! images, thinking and cache usage) and model listing are supported; Anthropic has no
 //! embeddings or text-completion API, so those answer `unsupported_operation` and let
-//! fallbacks run. Wire types live in [`types`], conversions in [`convert`].
+//! fallbacks run. Wire types live in [`types`], conversions in [`convert`]; [`reverse`]
+//! converts the other way for the Anthropic-compatible route.
+//!
+//! When a request came through that route unchanged, [`CallOptions::native`] holds the
+//! caller's own body: it is sent as is (with the attempt's model and the caller's
+//! `anthropic-beta`), and the raw answer or events are handed back for the route to relay
+//! (see [`super::native`]). `count_tokens` (`POST /v1/messages/count_tokens`) is offered
+//! for that route too.
 
 pub mod convert;
+pub mod reverse;
 pub mod types;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,10 +22,13 @@ use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
+use serde_json::{Map, Value};
+
 use self::convert::{StreamConverter, from_messages_response, model_info, to_messages_request};
 use self::types::{MessagesRequest, MessagesResponse, ModelsPage, StreamEvent};
+use super::native::NativeDialect;
 use super::openai::{check_status, transport_error};
-use super::{CallOptions, Provider, ResponseStream, normalize_base_url};
+use super::{CallOptions, Provider, ResponseStream, TokenCount, normalize_base_url};
 use crate::schemas::{BifrostError, BifrostRequest, BifrostResponse, ModelList, ProviderKey};
 
 /// Anthropic's API root (the `/v1` segment is added per route).
@@ -44,9 +55,22 @@ pub struct AnthropicProvider {
     key: ProviderKey,
     client: reqwest::Client,
     messages_url: String,
+    count_tokens_url: String,
     models_url: String,
     headers: HeaderMap,
 }
+
+/// Fields of a Messages body that `count_tokens` takes; others (`max_tokens`, sampling) are
+/// refused there.
+const COUNT_TOKENS_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "system",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "mcp_servers",
+];
 
 impl AnthropicProvider {
     /// Creates a provider for `base_url` (with or without `/v1`), sending `headers` (the
@@ -65,6 +89,7 @@ impl AnthropicProvider {
             key,
             client,
             messages_url: format!("{root}/messages"),
+            count_tokens_url: format!("{root}/messages/count_tokens"),
             models_url: format!("{root}/models"),
             headers,
         }
@@ -110,8 +135,50 @@ impl AnthropicProvider {
     ) -> Result<reqwest::Response, BifrostError> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| BifrostError::invalid_request(format!("cannot encode request: {e}")))?;
-        let resp = self
-            .request(reqwest::Method::POST, &self.messages_url, opts)?
+        self.post(&self.messages_url, bytes, opts).await
+    }
+
+    /// The caller's own Anthropic body for `req`, when it came through the Anthropic
+    /// drop-in route unchanged (see [`super::native`]), with `stream` set for this call.
+    fn native_body(
+        &self,
+        req: &BifrostRequest,
+        opts: CallOptions<'_>,
+        stream: bool,
+    ) -> Option<Map<String, Value>> {
+        let mut body = opts.native?.body_for(NativeDialect::Anthropic, req)?;
+        if stream {
+            body.insert("stream".to_owned(), Value::Bool(true));
+        } else {
+            body.remove("stream");
+        }
+        Some(body)
+    }
+
+    async fn post_json(
+        &self,
+        url: &str,
+        body: &Map<String, Value>,
+        opts: CallOptions<'_>,
+    ) -> Result<reqwest::Response, BifrostError> {
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| BifrostError::invalid_request(format!("cannot encode request: {e}")))?;
+        self.post(url, bytes, opts).await
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        bytes: Vec<u8>,
+        opts: CallOptions<'_>,
+    ) -> Result<reqwest::Response, BifrostError> {
+        let mut rb = self.request(reqwest::Method::POST, url, opts)?;
+        if let Some(native) = opts.native {
+            for (k, v) in native.headers() {
+                rb = rb.header(k.as_str(), v.as_str());
+            }
+        }
+        let resp = rb
             .header(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
@@ -152,6 +219,55 @@ impl AnthropicProvider {
     }
 }
 
+impl AnthropicProvider {
+    /// `POST /v1/messages/count_tokens`: the caller's own body when it came through the
+    /// Anthropic route unchanged, else the translation limited to the fields the endpoint takes.
+    pub async fn count_tokens(
+        &self,
+        req: &BifrostRequest,
+        opts: CallOptions<'_>,
+    ) -> Result<TokenCount, BifrostError> {
+        let body = match self.native_body(req, opts, false) {
+            Some(body) => body,
+            None => {
+                let full = serde_json::to_value(to_messages_request(req, false)?).map_err(|e| {
+                    BifrostError::invalid_request(format!("cannot encode request: {e}"))
+                })?;
+                let Value::Object(full) = full else {
+                    return Err(BifrostError::invalid_request("cannot encode request"));
+                };
+                full.into_iter()
+                    .filter(|(k, _)| COUNT_TOKENS_FIELDS.contains(&k.as_str()))
+                    .collect()
+            }
+        };
+        let resp = self.post_json(&self.count_tokens_url, &body, opts).await?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| transport_error(&self.key, e))?;
+        let raw: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            BifrostError::bad_upstream_response(format!(
+                "cannot parse {} token count: {e}",
+                self.key
+            ))
+        })?;
+        let input_tokens = raw
+            .get("input_tokens")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| {
+                BifrostError::bad_upstream_response(format!(
+                    "{} token count has no input_tokens",
+                    self.key
+                ))
+            })?;
+        Ok(TokenCount {
+            input_tokens,
+            raw: Some(raw),
+        })
+    }
+}
+
 /// `check_status` (Anthropic's error body has OpenAI's `error.{type,message}` inside), plus
 /// Anthropic's 529 "overloaded", which is worth a retry like a 503.
 async fn check(resp: reqwest::Response) -> Result<reqwest::Response, BifrostError> {
@@ -184,8 +300,14 @@ impl Provider for AnthropicProvider {
         req: &BifrostRequest,
         opts: CallOptions<'_>,
     ) -> Result<BifrostResponse, BifrostError> {
-        let body = to_messages_request(req, false)?;
-        let resp = self.post_messages(&body, opts).await?;
+        let native = self.native_body(req, opts, false);
+        let resp = match &native {
+            Some(body) => self.post_json(&self.messages_url, body, opts).await?,
+            None => {
+                self.post_messages(&to_messages_request(req, false)?, opts)
+                    .await?
+            }
+        };
         let bytes = resp
             .bytes()
             .await
@@ -194,6 +316,9 @@ impl Provider for AnthropicProvider {
             BifrostError::bad_upstream_response(format!("cannot parse {} response: {e}", self.key))
         })?;
         let mut out = from_messages_response(message, now_secs());
+        if let (Some(n), Some(_)) = (opts.native, &native) {
+            n.record_whole_bytes(bytes.to_vec(), &out);
+        }
         if opts.raw_response {
             out.extra_fields.raw_response = serde_json::from_slice(&bytes).ok();
         }
@@ -205,9 +330,16 @@ impl Provider for AnthropicProvider {
         req: &BifrostRequest,
         opts: CallOptions<'_>,
     ) -> Result<ResponseStream, BifrostError> {
+        if let Some(body) = self.native_body(req, opts, true) {
+            let resp = self.post_json(&self.messages_url, &body, opts).await?;
+            if let Some(n) = opts.native {
+                n.record_stream(&self.key);
+            }
+            return Ok(anthropic_sse(resp, true));
+        }
         let body = to_messages_request(req, true)?;
         let resp = self.post_messages(&body, opts).await?;
-        Ok(anthropic_sse(resp))
+        Ok(anthropic_sse(resp, false))
     }
 
     async fn text_completion(
@@ -252,24 +384,48 @@ impl Provider for AnthropicProvider {
 /// A complete stream ends with `message_stop`; one that closes before it (or breaks) yields
 /// a final error item, so a cut stream is never mistaken for a finished one. An `error`
 /// event becomes an error item with Anthropic's type and message.
-fn anthropic_sse(resp: reqwest::Response) -> ResponseStream {
+///
+/// With `raw` (native passthrough), every event, `ping` and `message_stop` included, yields
+/// one chunk carrying the event's JSON in `extra_fields.raw_response` (events without unified
+/// content give a chunk without choices), so the Anthropic route can relay the events as sent.
+fn anthropic_sse(resp: reqwest::Response, raw: bool) -> ResponseStream {
     let events = resp.bytes_stream().eventsource();
     let state = (events, StreamConverter::new(now_secs()));
-    let stream = futures::stream::unfold(Some(state), |state| async move {
+    let stream = futures::stream::unfold(Some(state), move |state| async move {
         let (mut events, mut conv) = state?;
         loop {
             match events.next().await {
                 Some(Ok(ev)) => {
                     let data = ev.data.trim();
-                    if ev.event == "ping" || data.is_empty() {
+                    if (ev.event == "ping" && !raw) || data.is_empty() {
                         continue;
                     }
+                    let parse_error = |e: serde_json::Error| {
+                        BifrostError::bad_upstream_response(format!(
+                            "cannot parse anthropic stream event: {e}"
+                        ))
+                    };
+                    if raw {
+                        let value: Value = match serde_json::from_str(data) {
+                            Ok(v) => v,
+                            Err(e) => return Some((Err(parse_error(e)), None)),
+                        };
+                        let converted = serde_json::from_value::<StreamEvent>(value.clone())
+                            .map_err(parse_error)
+                            .and_then(|event| conv.convert(event));
+                        return match converted {
+                            Ok(chunk) => {
+                                let mut chunk = chunk.unwrap_or_else(|| conv.empty_chunk());
+                                chunk.extra_fields.raw_response =
+                                    Some(super::native::raw_event(&ev.event, data));
+                                let next = (!conv.is_finished()).then_some((events, conv));
+                                Some((Ok(chunk), next))
+                            }
+                            Err(e) => Some((Err(e), None)),
+                        };
+                    }
                     let converted = serde_json::from_str::<StreamEvent>(data)
-                        .map_err(|e| {
-                            BifrostError::bad_upstream_response(format!(
-                                "cannot parse anthropic stream event: {e}"
-                            ))
-                        })
+                        .map_err(parse_error)
                         .and_then(|event| conv.convert(event));
                     match converted {
                         Ok(Some(chunk)) => return Some((Ok(chunk), Some((events, conv)))),

@@ -12,9 +12,11 @@
 //!   typed by `status`, with Google's message; `Retry-After` or a `google.rpc.RetryInfo`
 //!   detail sets the retry delay.
 //!
-//! Wire types live in [`types`], conversions in [`convert`].
+//! Wire types live in [`types`], conversions in [`convert`]; [`reverse`] converts the other
+//! way for the Google-GenAI-compatible route (Gemini requests in, Gemini answers out).
 
 pub mod convert;
+pub mod reverse;
 pub mod types;
 
 use std::collections::VecDeque;
@@ -25,10 +27,11 @@ use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+use super::native::NativeDialect;
 use super::openai::transport_error;
-use super::{CallOptions, Provider, ResponseStream, normalize_base_url};
+use super::{CallOptions, Provider, ResponseStream, TokenCount, normalize_base_url};
 use crate::schemas::{
     BifrostError, BifrostRequest, BifrostResponse, ErrorBody, ModelList, ProviderKey, RequestInput,
 };
@@ -163,6 +166,47 @@ impl GeminiProvider {
         let url = self.model_url(&req.model, "generateContent")?;
         self.call(&url, body, opts).await
     }
+
+    /// Counts the request's input tokens with `:countTokens`: the caller's own body when it
+    /// came through the GenAI route unchanged (see [`super::native`]), else the translated
+    /// request as a `generateContentRequest` (so the system instruction and tools count too).
+    pub async fn count_tokens(
+        &self,
+        req: &BifrostRequest,
+        opts: CallOptions<'_>,
+    ) -> Result<TokenCount, BifrostError> {
+        let body = match native_body(req, opts) {
+            Some(body) => Value::Object(body),
+            None => {
+                let mut full = chat_body(req)?;
+                full.model = Some(model_resource(&req.model)?.into_owned());
+                serde_json::json!({ "generateContentRequest": full })
+            }
+        };
+        let url = self.model_url(&req.model, "countTokens")?;
+        let (raw, _): (Value, _) = self.call(&url, &body, opts).await?;
+        let input_tokens = raw
+            .get("totalTokens")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| {
+                BifrostError::bad_upstream_response(format!(
+                    "{} token count has no totalTokens",
+                    self.key
+                ))
+            })?;
+        Ok(TokenCount {
+            input_tokens,
+            raw: Some(raw),
+        })
+    }
+}
+
+/// The caller's own Gemini body for `req`, when it came through the GenAI drop-in route and
+/// no plugin changed the translation (see [`super::native`]). The model is the URL's.
+fn native_body(req: &BifrostRequest, opts: CallOptions<'_>) -> Option<Map<String, Value>> {
+    let mut body = opts.native?.body_for(NativeDialect::Gemini, req)?;
+    body.remove("model");
+    Some(body)
 }
 
 impl Provider for GeminiProvider {
@@ -171,6 +215,26 @@ impl Provider for GeminiProvider {
         req: &BifrostRequest,
         opts: CallOptions<'_>,
     ) -> Result<BifrostResponse, BifrostError> {
+        if let Some(body) = native_body(req, opts) {
+            let url = self.model_url(&req.model, "generateContent")?;
+            let resp = self.post(&url, &body, opts).await?;
+            let (raw, _): (Value, _) = read_json(&self.key, resp, false).await?;
+            let parsed: GenerateContentResponse =
+                serde_json::from_value(raw.clone()).map_err(|e| {
+                    BifrostError::bad_upstream_response(format!(
+                        "cannot parse {} response: {e}",
+                        self.key
+                    ))
+                })?;
+            let mut out = convert::chat_response(parsed, &req.model)?;
+            if let Some(n) = opts.native {
+                n.record_whole(raw.clone(), &out);
+            }
+            if opts.raw_response {
+                out.extra_fields.raw_response = Some(raw);
+            }
+            return Ok(out);
+        }
         let body = chat_body(req)?;
         let (resp, raw) = self.generate(req, &body, opts).await?;
         let mut out = convert::chat_response(resp, &req.model)?;
@@ -183,23 +247,27 @@ impl Provider for GeminiProvider {
         req: &BifrostRequest,
         opts: CallOptions<'_>,
     ) -> Result<ResponseStream, BifrostError> {
-        let body = chat_body(req)?;
         let url = format!(
             "{}?alt=sse",
             self.model_url(&req.model, "streamGenerateContent")?
         );
-        let resp = self.post(&url, &body, opts).await?;
         let include_usage = req
             .params
             .stream_options
             .as_ref()
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
-        Ok(gemini_sse(
-            self.key.clone(),
-            resp,
-            ChatStream::new(&req.model, include_usage),
-        ))
+        let converter = ChatStream::new(&req.model, include_usage);
+        if let Some(body) = native_body(req, opts) {
+            let resp = self.post(&url, &body, opts).await?;
+            if let Some(n) = opts.native {
+                n.record_stream(&self.key);
+            }
+            return Ok(gemini_sse(self.key.clone(), resp, converter, true));
+        }
+        let body = chat_body(req)?;
+        let resp = self.post(&url, &body, opts).await?;
+        Ok(gemini_sse(self.key.clone(), resp, converter, false))
     }
 
     async fn text_completion(
@@ -419,16 +487,27 @@ struct SseState<S> {
     events: S,
     converter: ChatStream,
     pending: VecDeque<BifrostResponse>,
+    raw: bool,
 }
 
 /// Turns Gemini's SSE body into unified chunks. Gemini sends no `[DONE]`: the body ending
 /// after a `finishReason` is success, ending before one (or breaking) is an error item.
-fn gemini_sse(key: ProviderKey, resp: reqwest::Response, converter: ChatStream) -> ResponseStream {
+///
+/// With `raw` (native passthrough), the first chunk of every event carries the event's JSON
+/// in `extra_fields.raw_response` (an event without unified content gives a chunk without
+/// choices), so the GenAI route can relay the events as sent.
+fn gemini_sse(
+    key: ProviderKey,
+    resp: reqwest::Response,
+    converter: ChatStream,
+    raw: bool,
+) -> ResponseStream {
     let state = SseState {
         key,
         events: resp.bytes_stream().eventsource(),
         converter,
         pending: VecDeque::new(),
+        raw,
     };
     let stream = futures::stream::unfold(Some(state), |state| async move {
         let mut s = state?;
@@ -443,8 +522,23 @@ fn gemini_sse(key: ProviderKey, resp: reqwest::Response, converter: ChatStream) 
                     if data.is_empty() {
                         continue;
                     }
+                    let raw_event = s.raw.then(|| serde_json::from_str::<Value>(data).ok());
                     match parse_event(data).and_then(|e| s.converter.push(e)) {
-                        Ok(chunks) => s.pending.extend(chunks),
+                        Ok(mut chunks) => {
+                            if let Some(raw_event) = raw_event {
+                                if chunks.is_empty() {
+                                    chunks.push(BifrostResponse {
+                                        object: "chat.completion.chunk".into(),
+                                        choices: Some(Vec::new()),
+                                        ..BifrostResponse::default()
+                                    });
+                                }
+                                if let Some(first) = chunks.first_mut() {
+                                    first.extra_fields.raw_response = raw_event;
+                                }
+                            }
+                            s.pending.extend(chunks);
+                        }
                         Err(e) => return fail(e),
                     }
                 }
@@ -545,7 +639,12 @@ mod tests {
 
     async fn drain_sse(body: &'static str) -> (Vec<BifrostResponse>, Option<BifrostError>) {
         let resp = reqwest::Response::from(http::Response::new(reqwest::Body::from(body)));
-        let mut s = gemini_sse(ProviderKey::Gemini, resp, ChatStream::new("m", false));
+        let mut s = gemini_sse(
+            ProviderKey::Gemini,
+            resp,
+            ChatStream::new("m", false),
+            false,
+        );
         let mut chunks = Vec::new();
         while let Some(item) = s.next().await {
             match item {

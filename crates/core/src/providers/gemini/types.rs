@@ -10,6 +10,41 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// Reads an integer field that may arrive as an integral float (`5.0`) or a string: the
+/// Python SDK types `topK` as a float, and protobuf JSON (which Google parses) accepts both
+/// forms for integers, so a drop-in route must too.
+fn lenient_int<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::Error;
+    let n = match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i,
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                #[expect(clippy::cast_possible_truncation, reason = "integral and in range")]
+                let i = f as i64;
+                i
+            }
+            _ => return Err(D::Error::custom(format!("expected an integer, got {n}"))),
+        },
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| D::Error::custom(format!("expected an integer, got {s:?}")))?,
+        Some(other) => {
+            return Err(D::Error::custom(format!(
+                "expected an integer, got {other}"
+            )));
+        }
+    };
+    T::try_from(n)
+        .map(Some)
+        .map_err(|_| D::Error::custom(format!("integer {n} is out of range")))
+}
+
 /// `POST models/{model}:generateContent` and `:streamGenerateContent` body.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -355,6 +390,7 @@ pub struct GenerationConfig {
     pub response_modalities: Option<Vec<String>>,
     /// Number of candidates.
     #[serde(
+        deserialize_with = "lenient_int",
         default,
         alias = "candidate_count",
         skip_serializing_if = "Option::is_none"
@@ -362,6 +398,7 @@ pub struct GenerationConfig {
     pub candidate_count: Option<u32>,
     /// Output cap.
     #[serde(
+        deserialize_with = "lenient_int",
         default,
         alias = "max_output_tokens",
         skip_serializing_if = "Option::is_none"
@@ -374,10 +411,19 @@ pub struct GenerationConfig {
     #[serde(default, alias = "top_p", skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f64>,
     /// Top-k sampling.
-    #[serde(default, alias = "top_k", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_int",
+        alias = "top_k",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub top_k: Option<u32>,
     /// Sampling seed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_int",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub seed: Option<i64>,
     /// Presence penalty (not every model accepts it).
     #[serde(
@@ -401,7 +447,11 @@ pub struct GenerationConfig {
     )]
     pub response_logprobs: Option<bool>,
     /// How many top alternatives per token (with `responseLogprobs`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_int",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub logprobs: Option<u32>,
     /// Thinking budget or level, and whether to return thought summaries.
     #[serde(
@@ -428,6 +478,7 @@ pub struct ThinkingConfig {
     pub include_thoughts: Option<bool>,
     /// Thinking tokens allowed (2.5 models; `0` off, `-1` dynamic).
     #[serde(
+        deserialize_with = "lenient_int",
         default,
         alias = "thinking_budget",
         skip_serializing_if = "Option::is_none"
@@ -688,6 +739,7 @@ pub struct EmbedContentRequest {
     pub title: Option<String>,
     /// Truncate the vector to this many dimensions.
     #[serde(
+        deserialize_with = "lenient_int",
         default,
         alias = "output_dimensionality",
         skip_serializing_if = "Option::is_none"
@@ -851,6 +903,15 @@ mod tests {
         assert!(r.system_instruction.is_some());
         let gc = r.generation_config.unwrap();
         assert_eq!((gc.max_output_tokens, gc.top_k), (Some(5), Some(2)));
+        // Integral floats and strings are integers too (the Python SDK sends `topK: 5.0`).
+        let gc: GenerationConfig =
+            serde_json::from_value(json!({"topK": 5.0, "seed": "7", "candidateCount": 1})).unwrap();
+        assert_eq!(
+            (gc.top_k, gc.seed, gc.candidate_count),
+            (Some(5), Some(7), Some(1))
+        );
+        assert!(serde_json::from_value::<GenerationConfig>(json!({"topK": 2.5})).is_err());
+        assert!(serde_json::from_value::<GenerationConfig>(json!({"topK": -1})).is_err());
         assert_eq!(
             r.contents[0].parts[0]
                 .inline_data
