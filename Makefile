@@ -7,6 +7,8 @@ PYTHON  ?= python3
 CONFIG  ?= config.json
 PORT    ?= 8080
 comma   := ,
+# Where cargo puts binaries (honours CARGO_TARGET_DIR, as a shared CI target dir would set).
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
 .PHONY: run build test test-rust test-python lint fmt bench clean
 
@@ -35,7 +37,7 @@ $(VENV)/.installed: tests/python/requirements.txt
 	touch $@
 
 test-python: $(VENV)/.installed build
-	BIFROST_BIN_DIR=$(CURDIR)/target/debug $(VENV)/bin/pytest tests/python -q
+	BIFROST_BIN_DIR=$(TARGET_DIR)/debug $(VENV)/bin/pytest tests/python -q
 
 ## bench: the benchmark suite (never part of `make test`); writes docs/benchmarks.md.
 ##   make bench PEERS=litellm     also measures the LiteLLM proxy side by side
@@ -51,7 +53,8 @@ ifneq ($(filter litellm,$(subst $(comma), ,$(PEERS))),)
 	test -x $(BENCH_VENV)/bin/litellm || ($(PYTHON) -m venv $(BENCH_VENV) && \
 		$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check 'litellm[proxy]')
 endif
-	target/release/bifrost-bench suite --out docs/benchmarks.md $(BENCH_ARGS) \
+	$(TARGET_DIR)/release/bifrost-bench suite --out docs/benchmarks.md \
+		--gateway-bin $(TARGET_DIR)/release/bifrost-http --mock-bin $(TARGET_DIR)/release/mock-upstream $(BENCH_ARGS) \
 		$(if $(PEERS),--peers $(PEERS) --litellm-bin $(BENCH_VENV)/bin/litellm)
 
 
