@@ -372,7 +372,14 @@ async fn litellm(
         "--num_workers",
         "1",
     ]);
-    cmd.env("LITELLM_LOG", "ERROR");
+    cmd.env("LITELLM_LOG", "ERROR")
+        // No network here: use the bundled model cost map instead of fetching it.
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        // A loopback-only benchmark: the load generator sends no credentials.
+        .env(
+            "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY",
+            "true",
+        );
     let proc = server(cmd, port, "/health/liveliness").await?;
     let body = chat_body("gpt-4o-mini", json!({}));
     let mut rows = Vec::new();

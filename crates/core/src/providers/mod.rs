@@ -331,6 +331,40 @@ fn extra_headers(cfg: &ProviderConfig) -> Result<HeaderMap, String> {
     Ok(map)
 }
 
+/// A request carrying the provider's fixed headers, the attempt timeout, the API key in the
+/// header `key_header` (marked sensitive so no debug output shows it) and the caller's extra
+/// headers: what every provider that authenticates with a key header sends.
+pub(crate) fn keyed_request(
+    client: &reqwest::Client,
+    headers: &HeaderMap,
+    provider: &ProviderKey,
+    key_header: http::HeaderName,
+    method: reqwest::Method,
+    url: &str,
+    opts: CallOptions<'_>,
+) -> Result<reqwest::RequestBuilder, BifrostError> {
+    let mut rb = client
+        .request(method, url)
+        .headers(headers.clone())
+        .timeout(opts.timeout);
+    let api_key = opts.api_key();
+    if !api_key.is_empty() {
+        let mut value = http::HeaderValue::from_str(api_key).map_err(|_| {
+            BifrostError::gateway(
+                500,
+                "invalid_api_key",
+                format!("the {provider} API key contains characters not allowed in a header"),
+            )
+        })?;
+        value.set_sensitive(true);
+        rb = rb.header(key_header, value);
+    }
+    for (k, v) in opts.extra_headers {
+        rb = rb.header(k.as_str(), v.as_str());
+    }
+    Ok(rb)
+}
+
 /// Strips a trailing `/` and the version segment so both `https://api.openai.com` and
 /// `https://api.openai.com/v1` work as a base URL.
 pub fn normalize_base_url(url: &str, version_segment: &str) -> String {

@@ -101,31 +101,15 @@ impl AnthropicProvider {
         url: &str,
         opts: CallOptions<'_>,
     ) -> Result<reqwest::RequestBuilder, BifrostError> {
-        let mut rb = self
-            .client
-            .request(method, url)
-            .headers(self.headers.clone())
-            .timeout(opts.timeout);
-        let api_key = opts.api_key();
-        if !api_key.is_empty() {
-            let mut value = HeaderValue::from_str(api_key).map_err(|_| {
-                BifrostError::gateway(
-                    500,
-                    "invalid_api_key",
-                    format!(
-                        "the {} API key contains characters not allowed in a header",
-                        self.key
-                    ),
-                )
-            })?;
-            // Keeps the key out of any debug output of the request.
-            value.set_sensitive(true);
-            rb = rb.header(X_API_KEY, value);
-        }
-        for (k, v) in opts.extra_headers {
-            rb = rb.header(k.as_str(), v.as_str());
-        }
-        Ok(rb)
+        super::keyed_request(
+            &self.client,
+            &self.headers,
+            &self.key,
+            X_API_KEY,
+            method,
+            url,
+            opts,
+        )
     }
 
     async fn post_messages(

@@ -815,7 +815,10 @@ pub fn embedding_response(model: &str, vectors: Vec<Vec<f64>>, base64: bool) -> 
                     .iter()
                     .flat_map(|v| (*v as f32).to_le_bytes())
                     .collect();
-                Value::String(base64_encode(&bytes))
+                Value::String(base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    &bytes,
+                ))
             } else {
                 json!(values)
             },
@@ -827,28 +830,6 @@ pub fn embedding_response(model: &str, vectors: Vec<Vec<f64>>, base64: bool) -> 
         data: Some(data),
         ..BifrostResponse::default()
     }
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for group in bytes.chunks(3) {
-        let b = [
-            group.first().copied().unwrap_or(0),
-            group.get(1).copied().unwrap_or(0),
-            group.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= group.len() {
-                let sextet = (n >> (18 - 6 * i)) & 0x3f;
-                out.push(char::from(ALPHABET[sextet as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Gemini's model list as unified models, ids `<provider>/<id>` (the `models/` prefix

@@ -102,27 +102,15 @@ impl GeminiProvider {
         url: &str,
         opts: CallOptions<'_>,
     ) -> Result<reqwest::RequestBuilder, BifrostError> {
-        let mut rb = self
-            .client
-            .request(method, url)
-            .headers(self.headers.clone())
-            .timeout(opts.timeout);
-        let api_key = opts.api_key();
-        if !api_key.is_empty() {
-            let mut value = HeaderValue::from_str(api_key).map_err(|_| {
-                BifrostError::gateway(
-                    500,
-                    "invalid_key",
-                    "gemini API key contains characters not allowed in a header",
-                )
-            })?;
-            value.set_sensitive(true);
-            rb = rb.header(API_KEY_HEADER, value);
-        }
-        for (k, v) in opts.extra_headers {
-            rb = rb.header(k.as_str(), v.as_str());
-        }
-        Ok(rb)
+        super::keyed_request(
+            &self.client,
+            &self.headers,
+            &self.key,
+            http::HeaderName::from_static(API_KEY_HEADER),
+            method,
+            url,
+            opts,
+        )
     }
 
     async fn post<B: Serialize>(
