@@ -8,103 +8,36 @@ use bifrost_core::schemas::{
     BifrostError, BifrostRequest, ChatMessage, EmbeddingInput, Fallback, ModelParameters,
     PromptInput, ProviderKey, RequestInput,
 };
-use std::borrow::Cow;
-use std::fmt;
-
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// The body of any inference route.
-///
-/// `Deserialize` is written by hand: a derived one with the parameters `#[serde(flatten)]`ed
-/// buffers the whole body (long conversations included) into an intermediate tree before
-/// decoding it. Here messages are decoded once, straight from the bytes, and only the
-/// remaining top-level keys (the parameters) go through the flattened `ModelParameters`.
-#[derive(Default)]
+#[derive(Deserialize)]
 struct Body {
+    #[serde(default)]
     model: Option<String>,
+    #[serde(default)]
     provider: Option<String>,
+    #[serde(default)]
     messages: Option<Vec<ChatMessage>>,
     /// Text completion prompt (OpenAI's name).
+    #[serde(default)]
     prompt: Option<PromptInput>,
     /// Text completion prompt (Bifrost v1.0's name).
+    #[serde(default)]
     text: Option<PromptInput>,
+    #[serde(default)]
     input: Option<EmbeddingInput>,
+    #[serde(default)]
     stream: Option<bool>,
+    #[serde(default)]
     stream_format: Option<String>,
+    #[serde(default)]
     fallbacks: Vec<Fallback>,
+    #[serde(default)]
     params: Option<Map<String, Value>>,
+    #[serde(flatten)]
     flat: ModelParameters,
-}
-
-/// A top-level key, borrowed from the input when it has no escapes.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_identifier(KeyVisitor)
-    }
-}
-
-impl<'de> Deserialize<'de> for Body {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct BodyVisitor;
-        impl<'de> Visitor<'de> for BodyVisitor {
-            type Value = Body;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Body, A::Error> {
-                let mut b = Body::default();
-                let mut rest = Map::new();
-                while let Some(Key(key)) = map.next_key()? {
-                    match key.as_ref() {
-                        "model" => b.model = map.next_value()?,
-                        "provider" => b.provider = map.next_value()?,
-                        "messages" => b.messages = map.next_value()?,
-                        "prompt" => b.prompt = map.next_value()?,
-                        "text" => b.text = map.next_value()?,
-                        "input" => b.input = map.next_value()?,
-                        "stream" => b.stream = map.next_value()?,
-                        "stream_format" => b.stream_format = map.next_value()?,
-                        "fallbacks" => {
-                            b.fallbacks = map
-                                .next_value::<Option<Vec<Fallback>>>()?
-                                .unwrap_or_default();
-                        }
-                        "params" => b.params = map.next_value()?,
-                        _ => {
-                            let v: Value = map.next_value()?;
-                            rest.insert(key.into_owned(), v);
-                        }
-                    }
-                }
-                if !rest.is_empty() {
-                    b.flat = ModelParameters::deserialize(Value::Object(rest))
-                        .map_err(de::Error::custom)?;
-                }
-                Ok(b)
-            }
-        }
-        d.deserialize_map(BodyVisitor)
-    }
 }
 
 /// Which route the body came to.
