@@ -1,7 +1,6 @@
 //! Bifrost's unified schemas: requests, responses and errors in one OpenAI-shaped vocabulary.
 
 mod error;
-mod message_de;
 mod provider;
 mod request;
 mod response;

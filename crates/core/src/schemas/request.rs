@@ -186,11 +186,7 @@ pub enum Role {
 }
 
 /// One chat message (OpenAI shape; also used for stream deltas, where every field is optional).
-///
-/// `Deserialize` is written by hand (in `message_de.rs`): the derived one with a flattened
-/// `extra` map buffers every field before decoding it, which made message parsing the
-/// costliest part of handling a response.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessage {
     /// Author; absent only in stream deltas after the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -214,7 +210,7 @@ pub struct ChatMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
     /// Fields this schema does not name (e.g. `audio`, `annotations`), kept so nothing is lost.
-    #[serde(flatten, skip_serializing_if = "Map::is_empty")]
+    #[serde(flatten, default, skip_serializing_if = "Map::is_empty")]
     pub extra: Map<String, Value>,
 }
 
@@ -240,9 +236,8 @@ impl ChatMessage {
     }
 }
 
-/// Message content: a string or a list of typed parts (`Deserialize` by hand in
-/// `message_de.rs`, without the buffering an untagged derive does).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Message content: a string or a list of typed parts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum MessageContent {
     /// Plain text.
