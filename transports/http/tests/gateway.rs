@@ -272,17 +272,17 @@ async fn full_queue_answers_429_when_dropping_excess() {
     let gw = Gateway::start_with(&cfg, &["-drop-excess-requests"], &[]);
     let url = format!("{}/v1/chat/completions", gw.url);
     let mut slow = chat_body("openai/gpt-4o-mini", "slow");
-    slow["mock"] = json!({"delay_ms": 700});
+    slow["mock"] = json!({"delay_ms": 1500});
     let first = tokio::spawn({
         let (url, slow) = (url.clone(), slow.clone());
         async move { post(&url, &slow).await.0 }
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let second = tokio::spawn({
         let (url, slow) = (url.clone(), slow.clone());
         async move { post(&url, &slow).await.0 }
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, _, body) = post(&url, &slow).await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"]["type"], "request_dropped");
@@ -530,9 +530,9 @@ async fn sigterm_drains_in_flight_requests() {
     let (_mock, mut gw) = setup().await;
     let url = format!("{}/v1/chat/completions", gw.url);
     let mut body = chat_body("openai/gpt-4o-mini", "drain me");
-    body["mock"] = json!({"delay_ms": 800});
+    body["mock"] = json!({"delay_ms": 1500});
     let inflight = tokio::spawn(async move { post(&url, &body).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &gw.pid().to_string()])
         .status()
