@@ -15,13 +15,13 @@ use crate::openai::{self, StreamOptions, Usage};
 use crate::sse::Sse;
 
 /// Arguments of every mocked tool call.
-const TOOL_ARGUMENTS: &str = r#"{"location":"Paris"}"#;
+pub(crate) const TOOL_ARGUMENTS: &str = r#"{"location":"Paris"}"#;
 /// Id of every mocked tool call.
-const TOOL_CALL_ID: &str = "call_mock_1";
+pub(crate) const TOOL_CALL_ID: &str = "call_mock_1";
 /// Completion tokens reported for a tool call.
-const TOOL_CALL_TOKENS: u64 = 5;
+pub(crate) const TOOL_CALL_TOKENS: u64 = 5;
 /// Reply when there is no user message to echo.
-const FALLBACK_REPLY: &str = "This is a mock response.";
+pub(crate) const FALLBACK_REPLY: &str = "This is a mock response.";
 
 #[derive(Deserialize)]
 struct ChatRequest<'a> {
@@ -39,16 +39,18 @@ struct ChatRequest<'a> {
     mock: Option<Value>,
 }
 
+/// A message as the OpenAI-style routes (OpenAI, Cohere) read it.
 #[derive(Deserialize)]
-struct InMessage<'a> {
+pub(crate) struct InMessage<'a> {
     #[serde(borrow, default)]
-    role: Cow<'a, str>,
+    pub(crate) role: Cow<'a, str>,
     #[serde(borrow, default)]
-    content: Option<&'a RawValue>,
+    pub(crate) content: Option<&'a RawValue>,
 }
 
+/// An offered tool (`{type, function: {name, …}}`).
 #[derive(Deserialize)]
-struct InTool<'a> {
+pub(crate) struct InTool<'a> {
     #[serde(borrow, default)]
     function: Option<InFunction<'a>>,
 }
@@ -60,7 +62,7 @@ struct InFunction<'a> {
 }
 
 /// What the mock answers.
-enum Reply<'a> {
+pub(crate) enum Reply<'a> {
     Text(Cow<'a, str>),
     ToolCall { name: &'a str },
 }
@@ -211,10 +213,17 @@ pub(crate) async fn handle(State(state): State<MockState>, req: Request) -> Resp
     resp
 }
 
-fn decide<'a>(request: &'a ChatRequest<'a>, faults: &'a Faults<'a>) -> Reply<'a> {
-    let last = request.messages.last();
+/// The reply rule shared by the OpenAI-style routes: a tool call when tools are offered and
+/// the last message is not a tool result, `tool said: …` after one, else the `content`
+/// fault or the last user message echoed.
+pub(crate) fn decide_reply<'a>(
+    messages: &'a [InMessage<'a>],
+    tools: Option<&'a [InTool<'a>]>,
+    faults: &'a Faults<'a>,
+) -> Reply<'a> {
+    let last = messages.last();
     let last_is_tool = last.is_some_and(|m| m.role == "tool");
-    if let Some(tool) = request.tools.as_deref().and_then(<[InTool<'_>]>::first)
+    if let Some(tool) = tools.and_then(<[InTool<'_>]>::first)
         && !last_is_tool
     {
         let name = tool.function.as_ref().map_or("", |f| &f.name);
@@ -227,8 +236,7 @@ fn decide<'a>(request: &'a ChatRequest<'a>, faults: &'a Faults<'a>) -> Reply<'a>
         let said = openai::content_text(tool_message.content);
         return Reply::Text(Cow::Owned(format!("tool said: {said}")));
     }
-    let echo = request
-        .messages
+    let echo = messages
         .iter()
         .rev()
         .find(|m| m.role == "user")
@@ -237,7 +245,7 @@ fn decide<'a>(request: &'a ChatRequest<'a>, faults: &'a Faults<'a>) -> Reply<'a>
 }
 
 fn respond(state: &MockState, request: &ChatRequest<'_>, faults: &Faults<'_>) -> Response {
-    let reply = decide(request, faults);
+    let reply = decide_reply(&request.messages, request.tools.as_deref(), faults);
     let prompt_tokens = request
         .messages
         .iter()

@@ -13,23 +13,17 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::MockState;
+use crate::chat::{
+    InMessage, InTool, Reply, TOOL_ARGUMENTS, TOOL_CALL_ID, TOOL_CALL_TOKENS, decide_reply,
+};
 use crate::embeddings::{fnv1a, vector};
 use crate::faults::{self, Faults, X_MOCK_API_KEY};
 use crate::openai;
 use crate::sse::Sse;
 
-/// Arguments of every mocked tool call.
-const TOOL_ARGUMENTS: &str = r#"{"location":"Paris"}"#;
-/// Id of every mocked tool call.
-const TOOL_CALL_ID: &str = "call_mock_1";
-/// Output tokens reported for a tool call.
-const TOOL_CALL_TOKENS: u64 = 5;
-/// Reply when there is no user message to echo.
-const FALLBACK_REPLY: &str = "This is a mock response.";
 /// Vector length when the request does not ask for `output_dimension`.
 const DEFAULT_DIMENSIONS: usize = 8;
 /// Upper bound on `output_dimension`.
@@ -45,31 +39,6 @@ struct ChatRequest<'a> {
     tools: Option<Vec<InTool<'a>>>,
     #[serde(default)]
     mock: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct InMessage<'a> {
-    #[serde(borrow, default)]
-    role: Cow<'a, str>,
-    #[serde(borrow, default)]
-    content: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct InTool<'a> {
-    #[serde(borrow, default)]
-    function: Option<InFunction<'a>>,
-}
-
-#[derive(Deserialize)]
-struct InFunction<'a> {
-    #[serde(borrow, default)]
-    name: Cow<'a, str>,
-}
-
-enum Reply<'a> {
-    Text(Cow<'a, str>),
-    ToolCall { name: &'a str },
 }
 
 /// Cohere's error body: `{"message": …}`.
@@ -103,38 +72,13 @@ pub(crate) async fn chat(State(state): State<MockState>, req: Request) -> Respon
     resp
 }
 
-fn decide<'a>(request: &'a ChatRequest<'a>, faults: &'a Faults<'a>) -> Reply<'a> {
-    let last = request.messages.last();
-    let last_is_tool = last.is_some_and(|m| m.role == "tool");
-    if let Some(tool) = request.tools.as_deref().and_then(<[InTool<'_>]>::first)
-        && !last_is_tool
-    {
-        let name = tool.function.as_ref().map_or("", |f| &f.name);
-        return Reply::ToolCall { name };
-    }
-    if let Some(content) = &faults.content {
-        return Reply::Text(Cow::Borrowed(content));
-    }
-    if let Some(tool_message) = last.filter(|_| last_is_tool) {
-        let said = openai::content_text(tool_message.content);
-        return Reply::Text(Cow::Owned(format!("tool said: {said}")));
-    }
-    let echo = request
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.role == "user")
-        .map(|m| openai::content_text(m.content));
-    Reply::Text(echo.unwrap_or(Cow::Borrowed(FALLBACK_REPLY)))
-}
-
 fn usage(input: u64, output: u64) -> Value {
     let units = json!({"input_tokens": input, "output_tokens": output});
     json!({"billed_units": units, "tokens": units})
 }
 
 fn respond(state: &MockState, request: &ChatRequest<'_>, faults: &Faults<'_>) -> Response {
-    let reply = decide(request, faults);
+    let reply = decide_reply(&request.messages, request.tools.as_deref(), faults);
     let input: u64 = request
         .messages
         .iter()
