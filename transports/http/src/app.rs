@@ -24,9 +24,35 @@ use crate::errors::{Dialect, error_response, http_error};
 use crate::parse::{Route, parse};
 use crate::sse::sse_response;
 
-/// What every handler shares.
+/// What every handler shares: one `Arc` per worker's router, so the per-request clone axum
+/// makes touches a reference count no other core writes (shared counts bounced a cache line
+/// between cores on every request).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl AppState {
+    /// Wraps `shared`; give each worker its own (see [`AppState::for_worker`]).
+    pub fn new(shared: SharedState) -> Self {
+        Self(Arc::new(shared))
+    }
+
+    /// A copy with its own reference count, for another worker's router.
+    pub fn for_worker(&self) -> Self {
+        Self::new(self.0.as_ref().clone())
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// The engine and the metrics renderer, behind [`AppState`].
+#[derive(Clone)]
+pub struct SharedState {
     /// The engine.
     pub bifrost: Bifrost,
     /// Renders `/metrics`.
@@ -39,6 +65,7 @@ pub struct AppState {
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Settings for the router that come from the config's `client` block.
+#[derive(Debug, Clone)]
 pub struct RouterOptions {
     /// Largest accepted body in bytes.
     pub max_body_bytes: usize,

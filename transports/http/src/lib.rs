@@ -6,5 +6,7 @@ pub mod cli;
 pub mod errors;
 pub mod parse;
 pub mod server;
+pub mod spin;
 pub mod sse;
 pub mod surfaces;
+pub mod workers;

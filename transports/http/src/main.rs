@@ -12,7 +12,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse_from_go_style(std::env::args());
     init_tracing(&cli.log_level, &cli.log_style);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // The control runtime: signals, the acceptor, metrics upkeep. Requests run on the
+    // workers' own runtimes (see `workers`).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let result = runtime.block_on(server::run(cli));

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use bifrost_core::config::PluginConfig;
 use bifrost_core::{Bifrost, BifrostConfig, Plugin};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
-use crate::app::{AppState, RouterOptions, router};
+use crate::app::{AppState, RouterOptions, SharedState, router};
 use crate::cli::Cli;
+use crate::workers;
 
 /// How long in-flight requests get to finish after SIGTERM/ctrl-c.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -124,51 +124,48 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         builder = builder.plugin(p);
     }
     let bifrost = builder.build()?;
-    let state = AppState {
+    let state = AppState::new(SharedState {
         bifrost: bifrost.clone(),
         metrics,
         prometheus_labels: cfg.client.prometheus_labels.clone().into(),
+    });
+    let opts = RouterOptions {
+        max_body_bytes: cfg
+            .client
+            .max_request_body_size_mb
+            .saturating_mul(1024 * 1024),
+        allowed_origins: cfg.client.allowed_origins.clone(),
     };
-    let app = router(
-        state,
-        RouterOptions {
-            max_body_bytes: cfg
-                .client
-                .max_request_body_size_mb
-                .saturating_mul(1024 * 1024),
-            allowed_origins: cfg.client.allowed_origins.clone(),
-        },
-    );
+    // One router per worker: their internals are reference counted too.
+    let make_app = move || router(state.for_worker(), opts.clone());
     let listener = TcpListener::bind((cli.host.as_str(), cli.port))
         .await
         .with_context(|| format!("binding {}:{}", cli.host, cli.port))?;
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "bifrost-http listening on http://{addr}");
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
+    let workers = cli
+        .workers
+        .filter(|n| *n > 0)
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1);
+    tracing::info!(workers, spin_us = cli.spin_us, "starting workers");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown({
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    });
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: draining in-flight requests");
-        let _ = stop_tx.send(true);
-    });
-    let mut rx = stop_rx;
-    tokio::select! {
-        res = server => res.context("server error")?,
-        _ = async {
-            let _ = rx.wait_for(|s| *s).await;
-            tokio::time::sleep(DRAIN_TIMEOUT).await;
-        } => tracing::warn!("drain timeout reached; closing remaining connections"),
+    let running = workers::start(
+        listener,
+        make_app,
+        workers,
+        Duration::from_micros(cli.spin_us),
+        stop_rx,
+    )?;
+    shutdown_signal().await;
+    tracing::info!("shutting down: draining in-flight requests");
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(DRAIN_TIMEOUT, running.join())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain timeout reached; closing remaining connections");
     }
     bifrost.shutdown().await;
     tracing::info!("stopped");

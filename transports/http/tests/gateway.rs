@@ -596,3 +596,39 @@ fn invalid_config_fails_at_startup_naming_the_field() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn every_worker_serves_with_or_without_spinning() {
+    let mock = mock().await;
+    for flags in [
+        ["-workers", "3", "-spin-us", "0"],
+        ["-workers", "2", "-spin-us", "500"],
+    ] {
+        let gw = Gateway::start_with(&config(&mock.url()), &flags, &[]);
+        let url = format!("{}/v1/chat/completions", gw.url);
+        // Six connections: the acceptor deals them to every worker in turn.
+        let clients: Vec<_> = (0..6).map(|_| support::client()).collect();
+        let mut calls = Vec::new();
+        for (i, c) in clients.into_iter().enumerate() {
+            let url = url.clone();
+            calls.push(tokio::spawn(async move {
+                for j in 0..5 {
+                    let text = format!("conn {i} call {j}");
+                    let resp = c
+                        .post(&url)
+                        .json(&chat_body("openai/gpt-4o-mini", &text))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(resp.status(), 200);
+                    let v: Value = resp.json().await.unwrap();
+                    let echoed = v["choices"][0]["message"]["content"].as_str().unwrap();
+                    assert!(echoed.contains(&text), "{echoed}");
+                }
+            }));
+        }
+        for c in calls {
+            c.await.unwrap();
+        }
+    }
+}

@@ -14,6 +14,7 @@
 //! because those are the names this gateway accepts; with no deployments configured it asks
 //! Azure (`GET {endpoint}/openai/models?api-version=…`).
 
+use crate::providers::pool::HttpClient;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
@@ -69,7 +70,7 @@ impl AzureProvider {
     /// Creates the provider; `cfg` supplies the deployments listed by `list_models`.
     pub fn new(
         key: ProviderKey,
-        client: reqwest::Client,
+        client: impl Into<HttpClient>,
         headers: HeaderMap,
         cfg: &ProviderConfig,
     ) -> Self {

@@ -5,6 +5,7 @@
 //! A custom provider (`custom_provider_config`) is built here from its base provider's
 //! dialect, then narrowed by `allowed_requests`, `is_key_less` and `request_path_overrides`.
 
+use crate::providers::pool::HttpClient;
 use http::HeaderMap;
 
 use super::openai::{self, Auth, Dialect, OpenAIProvider, Operations};
@@ -48,7 +49,7 @@ pub fn build(
     key: &ProviderKey,
     cfg: &ProviderConfig,
     dialect: Dialect,
-    client: reqwest::Client,
+    client: impl Into<HttpClient>,
     headers: HeaderMap,
 ) -> Result<OpenAIProvider, SetupError> {
     let base_url = cfg

@@ -16,6 +16,7 @@ pub mod ollama;
 pub mod openai;
 pub mod openrouter;
 pub mod perplexity;
+pub mod pool;
 #[cfg(test)]
 pub(crate) mod scripted;
 mod sse;
@@ -28,6 +29,7 @@ use std::time::Duration;
 use futures::Stream;
 use http::HeaderMap;
 
+use self::pool::HttpClient;
 use crate::config::{ProviderConfig, ProxyKind, ResolvedKey, resolve_env};
 use crate::schemas::{BifrostError, BifrostRequest, BifrostResponse, ModelList, ProviderKey};
 
@@ -205,8 +207,10 @@ impl ProviderImpl {
 fn http_parts(
     cfg: &ProviderConfig,
     pool_size: usize,
-) -> Result<(reqwest::Client, HeaderMap), SetupError> {
-    let client = build_client(cfg, pool_size).map_err(SetupError::Invalid)?;
+) -> Result<(HttpClient, HeaderMap), SetupError> {
+    let owned = cfg.clone();
+    let client = HttpClient::per_thread(move || build_client(&owned, pool_size))
+        .map_err(SetupError::Invalid)?;
     let headers = extra_headers(cfg).map_err(SetupError::Invalid)?;
     Ok((client, headers))
 }
@@ -335,7 +339,7 @@ fn extra_headers(cfg: &ProviderConfig) -> Result<HeaderMap, String> {
 /// header `key_header` (marked sensitive so no debug output shows it) and the caller's extra
 /// headers: what every provider that authenticates with a key header sends.
 pub(crate) fn keyed_request(
-    client: &reqwest::Client,
+    client: &HttpClient,
     headers: &HeaderMap,
     provider: &ProviderKey,
     key_header: http::HeaderName,

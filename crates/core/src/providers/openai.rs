@@ -3,6 +3,7 @@
 //! A compatible provider differs only by a [`Dialect`] (base URL, paths, auth, operations and a
 //! few body hooks) that its own module declares; the HTTP and JSON code here is shared.
 
+use crate::providers::pool::HttpClient;
 use std::borrow::Cow;
 use std::time::Duration;
 
@@ -154,7 +155,7 @@ pub(crate) fn join_url(root: &str, path: &str) -> String {
 #[derive(Debug)]
 pub struct OpenAIProvider {
     key: ProviderKey,
-    client: reqwest::Client,
+    client: HttpClient,
     dialect: Dialect,
     chat_url: String,
     completions_url: String,
@@ -170,7 +171,7 @@ impl OpenAIProvider {
     /// on every call.
     pub fn new(
         key: ProviderKey,
-        client: reqwest::Client,
+        client: impl Into<HttpClient>,
         base_url: &str,
         headers: HeaderMap,
     ) -> Self {
@@ -180,7 +181,7 @@ impl OpenAIProvider {
     /// Creates a provider speaking `dialect` at `base_url` (with or without `/v1`).
     pub fn with_dialect(
         key: ProviderKey,
-        client: reqwest::Client,
+        client: impl Into<HttpClient>,
         base_url: &str,
         headers: HeaderMap,
         dialect: Dialect,
@@ -189,7 +190,7 @@ impl OpenAIProvider {
         let p = dialect.paths;
         let mut provider = Self {
             key,
-            client,
+            client: client.into(),
             dialect,
             chat_url: format!("{root}{}", p.chat),
             completions_url: format!("{root}{}", p.completions),

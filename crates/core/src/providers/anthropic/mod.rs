@@ -16,6 +16,7 @@ pub mod convert;
 pub mod reverse;
 pub mod types;
 
+use crate::providers::pool::HttpClient;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use eventsource_stream::Eventsource;
@@ -53,7 +54,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 pub struct AnthropicProvider {
     /// `anthropic`, or a custom provider's own name when its base type is Anthropic.
     key: ProviderKey,
-    client: reqwest::Client,
+    client: HttpClient,
     messages_url: String,
     count_tokens_url: String,
     models_url: String,
@@ -77,7 +78,7 @@ impl AnthropicProvider {
     /// configured extra headers) on every call, plus `anthropic-version` unless they set it.
     pub fn new(
         key: ProviderKey,
-        client: reqwest::Client,
+        client: impl Into<HttpClient>,
         base_url: &str,
         mut headers: HeaderMap,
     ) -> Self {
@@ -87,7 +88,7 @@ impl AnthropicProvider {
         }
         Self {
             key,
-            client,
+            client: client.into(),
             messages_url: format!("{root}/messages"),
             count_tokens_url: format!("{root}/messages/count_tokens"),
             models_url: format!("{root}/models"),

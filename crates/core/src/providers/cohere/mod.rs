@@ -18,6 +18,7 @@ mod request;
 mod response;
 mod stream;
 
+use crate::providers::pool::HttpClient;
 use http::HeaderMap;
 
 use super::openai::{self, Auth, Dialect, OpenAIProvider, Operations, check_status, join_url};
@@ -59,7 +60,7 @@ impl CohereProvider {
     /// Cohere's; a custom provider on this base gets its restrictions and path overrides.
     pub fn new(
         key: ProviderKey,
-        client: reqwest::Client,
+        client: impl Into<HttpClient>,
         headers: HeaderMap,
         cfg: &ProviderConfig,
     ) -> Result<Self, SetupError> {

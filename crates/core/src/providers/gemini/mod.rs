@@ -19,6 +19,7 @@ pub mod convert;
 pub mod reverse;
 pub mod types;
 
+use crate::providers::pool::HttpClient;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -65,7 +66,7 @@ pub struct GeminiProvider {
     /// The configured name (`gemini`, or a custom provider built on it): model ids and
     /// error messages use it.
     key: ProviderKey,
-    client: reqwest::Client,
+    client: HttpClient,
     /// `<base>/v1beta`.
     root: String,
     headers: HeaderMap,
@@ -76,13 +77,13 @@ impl GeminiProvider {
     /// every call.
     pub fn new(
         key: ProviderKey,
-        client: reqwest::Client,
+        client: impl Into<HttpClient>,
         base_url: &str,
         headers: HeaderMap,
     ) -> Self {
         Self {
             key,
-            client,
+            client: client.into(),
             root: format!(
                 "{}{VERSION_SEGMENT}",
                 normalize_base_url(base_url, VERSION_SEGMENT)
