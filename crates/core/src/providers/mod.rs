@@ -209,7 +209,13 @@ fn http_parts(
     pool_size: usize,
 ) -> Result<(HttpClient, HeaderMap), SetupError> {
     let owned = cfg.clone();
-    let client = HttpClient::per_thread(move || build_client(&owned, pool_size))
+    // The lean path only where reqwest would not use a proxy either.
+    let lean = match &cfg.proxy_config {
+        None => Some(pool_size),
+        Some(p) if p.kind == ProxyKind::None => Some(pool_size),
+        Some(_) => None,
+    };
+    let client = HttpClient::per_thread(move || build_client(&owned, pool_size), lean)
         .map_err(SetupError::Invalid)?;
     let headers = extra_headers(cfg).map_err(SetupError::Invalid)?;
     Ok((client, headers))

@@ -3,7 +3,7 @@
 //! A compatible provider differs only by a [`Dialect`] (base URL, paths, auth, operations and a
 //! few body hooks) that its own module declares; the HTTP and JSON code here is shared.
 
-use crate::providers::pool::HttpClient;
+use crate::providers::pool::{HttpClient, Response, SendError};
 use std::borrow::Cow;
 use std::time::Duration;
 
@@ -291,25 +291,32 @@ impl OpenAIProvider {
         rb
     }
 
+    /// Sends `rb` on this provider's pools; a failure to get any answer becomes the typed
+    /// transport error (Cohere and Azure send through here too).
+    pub(crate) async fn send(&self, rb: reqwest::RequestBuilder) -> Result<Response, BifrostError> {
+        self.client
+            .send(rb)
+            .await
+            .map_err(|e| transport_error(&self.key, e))
+    }
+
     /// POSTs `body` as JSON; a non-2xx answer becomes the provider's error.
     pub(crate) async fn post_json<B: Serialize>(
         &self,
         url: &str,
         body: &B,
         opts: CallOptions<'_>,
-    ) -> Result<reqwest::Response, BifrostError> {
+    ) -> Result<Response, BifrostError> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| BifrostError::invalid_request(format!("cannot encode request: {e}")))?;
-        let resp = self
+        let rb = self
             .request(reqwest::Method::POST, url, opts)
             .header(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             )
-            .body(bytes)
-            .send()
-            .await
-            .map_err(|e| transport_error(&self.key, e))?;
+            .body(bytes);
+        let resp = self.send(rb).await?;
         check_status(resp).await
     }
 
@@ -436,10 +443,8 @@ impl OpenAIProvider {
         opts: CallOptions<'_>,
     ) -> Result<ModelList, BifrostError> {
         let resp = self
-            .request(reqwest::Method::GET, url, opts)
-            .send()
-            .await
-            .map_err(|e| transport_error(&self.key, e))?;
+            .send(self.request(reqwest::Method::GET, url, opts))
+            .await?;
         let resp = check_status(resp).await?;
         let bytes = resp
             .bytes()
@@ -550,9 +555,7 @@ pub fn parse_chunk(data: &str) -> Result<BifrostResponse, BifrostError> {
 
 /// Maps a non-2xx answer to a provider error, keeping the provider's own message and
 /// its `Retry-After`.
-pub(crate) async fn check_status(
-    resp: reqwest::Response,
-) -> Result<reqwest::Response, BifrostError> {
+pub(crate) async fn check_status(resp: Response) -> Result<Response, BifrostError> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
@@ -589,21 +592,20 @@ pub(crate) async fn check_status(
     Err(err)
 }
 
-/// Maps a reqwest failure without echoing the URL's query or any header (no secrets).
-pub(crate) fn transport_error(provider: &ProviderKey, e: reqwest::Error) -> BifrostError {
-    let what = if e.is_timeout() {
+/// Maps a transport failure without echoing the URL's query or any header (no secrets).
+pub(crate) fn transport_error(provider: &ProviderKey, e: impl Into<SendError>) -> BifrostError {
+    let e = e.into();
+    let timeout = e.is_timeout();
+    let what = if timeout {
         "timed out"
     } else if e.is_connect() {
         "connection failed"
-    } else if e.is_body() || e.is_decode() {
+    } else if e.is_body() {
         "response body broke"
     } else {
         "request failed"
     };
-    BifrostError::upstream_unreachable(
-        e.is_timeout(),
-        format!("{provider}: {what}: {}", e.without_url()),
-    )
+    BifrostError::upstream_unreachable(timeout, format!("{provider}: {what}: {}", e.detail()))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Turning an upstream SSE body into a [`ResponseStream`] (parsing by `eventsource-stream`).
 
+use crate::providers::pool::Response;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 
@@ -11,7 +12,7 @@ use crate::schemas::{BifrostError, BifrostResponse};
 /// An upstream that closes without `[DONE]` (or breaks the connection) yields a final error
 /// item, so a cut stream is never mistaken for a finished one.
 pub(crate) fn openai_sse(
-    resp: reqwest::Response,
+    resp: Response,
     parse: fn(&str) -> Result<BifrostResponse, BifrostError>,
 ) -> ResponseStream {
     let events = resp.bytes_stream().eventsource();

@@ -17,6 +17,7 @@ pub mod reverse;
 pub mod types;
 
 use crate::providers::pool::HttpClient;
+use crate::providers::pool::Response;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use eventsource_stream::Eventsource;
@@ -117,7 +118,7 @@ impl AnthropicProvider {
         &self,
         body: &MessagesRequest,
         opts: CallOptions<'_>,
-    ) -> Result<reqwest::Response, BifrostError> {
+    ) -> Result<Response, BifrostError> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| BifrostError::invalid_request(format!("cannot encode request: {e}")))?;
         self.post(&self.messages_url, bytes, opts).await
@@ -145,7 +146,7 @@ impl AnthropicProvider {
         url: &str,
         body: &Map<String, Value>,
         opts: CallOptions<'_>,
-    ) -> Result<reqwest::Response, BifrostError> {
+    ) -> Result<Response, BifrostError> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| BifrostError::invalid_request(format!("cannot encode request: {e}")))?;
         self.post(url, bytes, opts).await
@@ -156,20 +157,22 @@ impl AnthropicProvider {
         url: &str,
         bytes: Vec<u8>,
         opts: CallOptions<'_>,
-    ) -> Result<reqwest::Response, BifrostError> {
+    ) -> Result<Response, BifrostError> {
         let mut rb = self.request(reqwest::Method::POST, url, opts)?;
         if let Some(native) = opts.native {
             for (k, v) in native.headers() {
                 rb = rb.header(k.as_str(), v.as_str());
             }
         }
-        let resp = rb
+        let rb = rb
             .header(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             )
-            .body(bytes)
-            .send()
+            .body(bytes);
+        let resp = self
+            .client
+            .send(rb)
             .await
             .map_err(|e| transport_error(&self.key, e))?;
         check(resp).await
@@ -185,9 +188,10 @@ impl AnthropicProvider {
             url.push_str("&after_id=");
             url.push_str(after);
         }
+        let rb = self.request(reqwest::Method::GET, &url, opts)?;
         let resp = self
-            .request(reqwest::Method::GET, &url, opts)?
-            .send()
+            .client
+            .send(rb)
             .await
             .map_err(|e| transport_error(&self.key, e))?;
         let bytes = check(resp)
@@ -255,7 +259,7 @@ impl AnthropicProvider {
 
 /// `check_status` (Anthropic's error body has OpenAI's `error.{type,message}` inside), plus
 /// Anthropic's 529 "overloaded", which is worth a retry like a 503.
-async fn check(resp: reqwest::Response) -> Result<reqwest::Response, BifrostError> {
+async fn check(resp: Response) -> Result<Response, BifrostError> {
     check_status(resp).await.map_err(|mut e| {
         if e.status_code == Some(convert::STATUS_OVERLOADED)
             && e.retry_after.is_none_or(|ra| ra <= MAX_RETRY_AFTER)
@@ -373,7 +377,7 @@ impl Provider for AnthropicProvider {
 /// With `raw` (native passthrough), every event, `ping` and `message_stop` included, yields
 /// one chunk carrying the event's JSON in `extra_fields.raw_response` (events without unified
 /// content give a chunk without choices), so the Anthropic route can relay the events as sent.
-fn anthropic_sse(resp: reqwest::Response, raw: bool) -> ResponseStream {
+fn anthropic_sse(resp: Response, raw: bool) -> ResponseStream {
     let events = resp.bytes_stream().eventsource();
     let state = (events, StreamConverter::new(now_secs()));
     let stream = futures::stream::unfold(Some(state), move |state| async move {

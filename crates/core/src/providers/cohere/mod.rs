@@ -189,12 +189,10 @@ impl Provider for CohereProvider {
         if !self.supports.list_models {
             return Err(self.unsupported("listing models"));
         }
-        let resp = self
+        let rb = self
             .http
-            .request(reqwest::Method::GET, &self.models_url, opts)
-            .send()
-            .await
-            .map_err(|e| openai::transport_error(&self.key, e))?;
+            .request(reqwest::Method::GET, &self.models_url, opts);
+        let resp = self.http.send(rb).await?;
         let bytes = check_status(resp)
             .await?
             .bytes()

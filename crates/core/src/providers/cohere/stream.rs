@@ -6,6 +6,7 @@
 //! `[DONE]`: `message-end` (finish reason and usage) is the last event, and a body that ends
 //! before it is reported as an error, never as a finished answer.
 
+use crate::providers::pool::Response;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde::Deserialize;
@@ -189,7 +190,7 @@ impl StreamState {
 }
 
 /// Turns a `/v2/chat` streaming response into chunks, ending after `message-end`.
-pub(super) fn chat_stream(resp: reqwest::Response, model: &str) -> ResponseStream {
+pub(super) fn chat_stream(resp: Response, model: &str) -> ResponseStream {
     let events = resp.bytes_stream().eventsource();
     let state = StreamState::new(model);
     let stream = futures::stream::unfold(Some((events, state)), |s| async move {

@@ -20,6 +20,7 @@ pub mod reverse;
 pub mod types;
 
 use crate::providers::pool::HttpClient;
+use crate::providers::pool::Response;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -119,17 +120,19 @@ impl GeminiProvider {
         url: &str,
         body: &B,
         opts: CallOptions<'_>,
-    ) -> Result<reqwest::Response, BifrostError> {
+    ) -> Result<Response, BifrostError> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| BifrostError::invalid_request(format!("cannot encode request: {e}")))?;
-        let resp = self
+        let rb = self
             .request(reqwest::Method::POST, url, opts)?
             .header(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             )
-            .body(bytes)
-            .send()
+            .body(bytes);
+        let resp = self
+            .client
+            .send(rb)
             .await
             .map_err(|e| transport_error(&self.key, e))?;
         check_status(resp).await
@@ -316,9 +319,10 @@ impl Provider for GeminiProvider {
             if let Some(token) = &page_token {
                 url.query_pairs_mut().append_pair("pageToken", token);
             }
+            let rb = self.request(reqwest::Method::GET, url.as_str(), opts)?;
             let resp = self
-                .request(reqwest::Method::GET, url.as_str(), opts)?
-                .send()
+                .client
+                .send(rb)
                 .await
                 .map_err(|e| transport_error(&self.key, e))?;
             let resp = check_status(resp).await?;
@@ -369,7 +373,7 @@ fn model_resource(model: &str) -> Result<std::borrow::Cow<'_, str>, BifrostError
 
 async fn read_json<T: DeserializeOwned>(
     key: &ProviderKey,
-    resp: reqwest::Response,
+    resp: Response,
     keep_raw: bool,
 ) -> Result<(T, Option<Value>), BifrostError> {
     let bytes = resp.bytes().await.map_err(|e| transport_error(key, e))?;
@@ -386,7 +390,7 @@ async fn read_json<T: DeserializeOwned>(
 
 /// Maps a non-2xx answer to a provider error with Google's status name and message, and the
 /// delay from `Retry-After` or a `google.rpc.RetryInfo` detail.
-async fn check_status(resp: reqwest::Response) -> Result<reqwest::Response, BifrostError> {
+async fn check_status(resp: Response) -> Result<Response, BifrostError> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
@@ -487,7 +491,7 @@ struct SseState<S> {
 /// choices), so the GenAI route can relay the events as sent.
 fn gemini_sse(
     key: ProviderKey,
-    resp: reqwest::Response,
+    resp: Response,
     converter: ChatStream,
     raw: bool,
 ) -> ResponseStream {
@@ -627,7 +631,9 @@ mod tests {
     }
 
     async fn drain_sse(body: &'static str) -> (Vec<BifrostResponse>, Option<BifrostError>) {
-        let resp = reqwest::Response::from(http::Response::new(reqwest::Body::from(body)));
+        let resp = Response::from(reqwest::Response::from(http::Response::new(
+            reqwest::Body::from(body),
+        )));
         let mut s = gemini_sse(
             ProviderKey::Gemini,
             resp,
