@@ -692,14 +692,15 @@ fn record_upstream(
     let elapsed = started.elapsed().as_secs_f64();
     match result {
         Ok(r) => {
-            let series = telemetry::upstream_series(provider, model, method);
-            series.requests.increment(1);
-            series.success.increment(1);
-            series.latency_ok.record(elapsed);
-            if let Some(u) = r.usage_of() {
-                series.input_tokens.increment(u.prompt_tokens);
-                series.output_tokens.increment(u.completion_tokens);
-            }
+            telemetry::with_upstream_series(provider, model, method, |series| {
+                series.requests.increment(1);
+                series.success.increment(1);
+                series.latency_ok.record(elapsed);
+                if let Some(u) = r.usage_of() {
+                    series.input_tokens.increment(u.prompt_tokens);
+                    series.output_tokens.increment(u.completion_tokens);
+                }
+            });
         }
         Err(e) => {
             let labels = [

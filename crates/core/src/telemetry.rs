@@ -5,6 +5,7 @@
 //! has them (`bifrost_upstream_requests_total`, `bifrost_upstream_latency_seconds`,
 //! `bifrost_input_tokens_total`, …).
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -101,10 +102,52 @@ pub struct UpstreamSeries {
 }
 
 type SeriesKey = (ProviderKey, &'static str);
-type SeriesCache = RwLock<HashMap<SharedString, Vec<(SeriesKey, Arc<UpstreamSeries>)>>>;
+
+/// Most raw model names a thread remembers (random names beyond it take the shared path).
+const LOCAL_CAP: usize = 2 * MAX_MODEL_LABELS;
+
+thread_local! {
+    /// This thread's view of the upstream series: a hit takes no lock and touches no
+    /// reference count another core writes.
+    static LOCAL_SERIES: RefCell<HashMap<Box<str>, SeriesList>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Runs `f` on the upstream series of (provider, model, method), from this thread's cache.
+///
+/// Per request, the shared cache cost a read lock and a reference count, both atomics that
+/// every worker thread writes; with one thread per core those cache lines bounced between
+/// cores on every request.
+pub fn with_upstream_series<R>(
+    provider: &ProviderKey,
+    model: &str,
+    method: &'static str,
+    f: impl FnOnce(&UpstreamSeries) -> R,
+) -> R {
+    LOCAL_SERIES.with(|cell| {
+        let mut local = cell.borrow_mut();
+        if let Some((_, s)) = local.get(model).and_then(|list| {
+            list.iter()
+                .find(|((p, m), _)| p == provider && *m == method)
+        }) {
+            return f(s);
+        }
+        let series = upstream_series(provider, model, method);
+        let out = f(&series);
+        if local.len() < LOCAL_CAP || local.contains_key(model) {
+            local
+                .entry(model.into())
+                .or_default()
+                .push(((provider.clone(), method), series));
+        }
+        out
+    })
+}
+type SeriesList = Vec<(SeriesKey, Arc<UpstreamSeries>)>;
+type SeriesCache = RwLock<HashMap<SharedString, SeriesList>>;
 
 /// The cached series for a successful request (bounded like the labels it carries).
-pub fn upstream_series(
+fn upstream_series(
     provider: &ProviderKey,
     model: &str,
     method: &'static str,
@@ -112,7 +155,7 @@ pub fn upstream_series(
     static CACHE: OnceLock<SeriesCache> = OnceLock::new();
     let cache = CACHE.get_or_init(|| RwLock::new(HashMap::new()));
     let model = model_label(model);
-    let find = |list: &Vec<(SeriesKey, Arc<UpstreamSeries>)>| {
+    let find = |list: &SeriesList| {
         list.iter()
             .find(|((p, m), _)| p == provider && *m == method)
             .map(|(_, s)| Arc::clone(s))

@@ -1,5 +1,6 @@
 //! The router: routes, shared state and the layers around them.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
@@ -212,12 +213,8 @@ fn method_label(m: &Method) -> &'static str {
 async fn observe(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request_id(req.headers());
-    let path = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(SharedString::const_str("unmatched"), |p| {
-            interned_label(p.as_str())
-        });
+    // The router is per worker, so this clone touches a worker-local count.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
     let method = method_label(req.method());
     let custom: Vec<Label> = st
         .prometheus_labels
@@ -235,8 +232,12 @@ async fn observe(State(st): State<AppState>, mut req: Request, next: Next) -> Re
     let mut resp = next.run(req).await;
     let total = started.elapsed();
     let status = resp.status().as_u16();
-    if let Some(UpstreamTime(upstream)) = resp.extensions().get::<UpstreamTime>().copied() {
-        let overhead = total.saturating_sub(upstream);
+    let path = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let overhead = resp
+        .extensions()
+        .get::<UpstreamTime>()
+        .map(|UpstreamTime(upstream)| (total.saturating_sub(*upstream), *upstream));
+    if let Some((overhead, upstream)) = overhead {
         let h = resp.headers_mut();
         h.insert(
             X_OVERHEAD,
@@ -250,23 +251,23 @@ async fn observe(State(st): State<AppState>, mut req: Request, next: Next) -> Re
         if let Ok(v) = HeaderValue::from_str(&timing) {
             h.insert(SERVER_TIMING, v);
         }
-        http_series(&path, method, status)
-            .overhead
-            .record(overhead.as_secs_f64());
     }
-    tracing::debug!(request_id = ?id, method, path = %path, status, "request");
+    tracing::debug!(request_id = ?id, method, path, status, "request");
     resp.headers_mut().insert(X_REQUEST_ID, id);
-    if path.as_ref() == "/metrics" {
-        return resp;
-    }
-    if custom.is_empty() {
-        let series = http_series(&path, method, status);
-        series.duration.record(total.as_secs_f64());
-        series.requests.increment(1);
-    } else {
+    let scrape = path == "/metrics";
+    with_http_series(path, method, status, |series| {
+        if let Some((overhead, _)) = overhead {
+            series.overhead.record(overhead.as_secs_f64());
+        }
+        if custom.is_empty() && !scrape {
+            series.duration.record(total.as_secs_f64());
+            series.requests.increment(1);
+        }
+    });
+    if !custom.is_empty() && !scrape {
         let mut labels = Vec::with_capacity(3 + custom.len());
         labels.extend([
-            Label::new("path", path),
+            Label::new("path", interned_label(path)),
             Label::new("method", method),
             Label::new("status", status_label(status)),
         ]);
@@ -286,10 +287,11 @@ struct HttpSeries {
     overhead: metrics::Histogram,
 }
 
-fn http_series(path: &SharedString, method: &'static str, status: u16) -> Arc<HttpSeries> {
+fn http_series(path: &str, method: &'static str, status: u16) -> Arc<HttpSeries> {
     type Key = (SharedString, &'static str, u16);
     static CACHE: OnceLock<RwLock<HashMap<Key, Arc<HttpSeries>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| RwLock::new(HashMap::new()));
+    let path = interned_label(path);
     let key = (path.clone(), method, status);
     if let Ok(map) = cache.read()
         && let Some(s) = map.get(&key)
@@ -310,6 +312,41 @@ fn http_series(path: &SharedString, method: &'static str, status: u16) -> Arc<Ht
         return Arc::clone(map.entry(key).or_insert(series));
     }
     series
+}
+
+/// (method, status) and its series, for one route.
+type RouteSeries = Vec<((&'static str, u16), Arc<HttpSeries>)>;
+
+thread_local! {
+    /// This worker's view of the HTTP series (routes are few, so it stays small): no lock
+    /// and no shared reference count per request.
+    static LOCAL_HTTP: RefCell<HashMap<Box<str>, RouteSeries>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Runs `f` on the HTTP series of (route, method, status) from this thread's cache.
+fn with_http_series<R>(
+    path: &str,
+    method: &'static str,
+    status: u16,
+    f: impl FnOnce(&HttpSeries) -> R,
+) -> R {
+    LOCAL_HTTP.with(|cell| {
+        let mut local = cell.borrow_mut();
+        if let Some((_, s)) = local
+            .get(path)
+            .and_then(|list| list.iter().find(|(k, _)| *k == (method, status)))
+        {
+            return f(s);
+        }
+        let series = http_series(path, method, status);
+        let out = f(&series);
+        local
+            .entry(path.into())
+            .or_default()
+            .push(((method, status), series));
+        out
+    })
 }
 
 /// HTTP requests by path (route template), method, status (counter; Bifrost's name).
