@@ -10,16 +10,18 @@
 //! balances better than `SO_REUSEPORT` hashing with few connections and cannot silently
 //! share the port with a second gateway started by mistake.
 //!
-//! Each worker can also spin for a short while before its thread sleeps ([`spin`]).
+//! Each worker can also spin for a short while before its thread sleeps ([`crate::spin`]).
 
-use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
 use bifrost_core::providers::pool::pin_pools_to_thread;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -29,33 +31,7 @@ use crate::spin::{SpinToken, Spinner};
 const HANDOFF_DEPTH: usize = 1024;
 
 /// A worker's end of the acceptor: connections arrive over a channel instead of `accept(2)`.
-struct Handoff {
-    rx: mpsc::Receiver<(std::net::TcpStream, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl axum::serve::Listener for Handoff {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
-        loop {
-            let Some((stream, peer)) = self.rx.recv().await else {
-                // The acceptor has stopped (shutdown): no more connections, ever; graceful
-                // shutdown ends the server.
-                return std::future::pending().await;
-            };
-            match TcpStream::from_std(stream) {
-                Ok(s) => return (s, peer),
-                Err(e) => tracing::warn!(error = %e, "cannot register an accepted connection"),
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local)
-    }
-}
+type Handoff = mpsc::Receiver<std::net::TcpStream>;
 
 /// The running workers: wait for them with [`Workers::join`].
 pub struct Workers {
@@ -81,7 +57,6 @@ pub fn start(
     spin: Duration,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Workers> {
-    let local = listener.local_addr()?;
     let token = Arc::new(SpinToken::default());
     let mut senders = Vec::with_capacity(count);
     let mut done = Vec::with_capacity(count);
@@ -96,7 +71,7 @@ pub fn start(
         spinner.install(&mut builder);
         let runtime = builder.build().context("building a worker runtime")?;
         let app = make_app();
-        let mut stop = stop.clone();
+        let stop = stop.clone();
         std::thread::Builder::new()
             .name(format!("bifrost-worker-{i}"))
             .spawn(move || {
@@ -104,15 +79,7 @@ pub fn start(
                 runtime.block_on(async move {
                     spinner.spawn();
                     tokio::spawn(timer_heartbeat());
-                    let shutdown = async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    };
-                    if let Err(e) = axum::serve(Handoff { rx, local }, app)
-                        .with_graceful_shutdown(shutdown)
-                        .await
-                    {
-                        tracing::error!(error = %e, worker = i, "worker stopped with an error");
-                    }
+                    serve(rx, app, stop).await;
                 });
                 let _ = done_tx.send(());
             })
@@ -120,6 +87,44 @@ pub fn start(
     }
     tokio::spawn(accept_loop(listener, senders, stop));
     Ok(Workers { done })
+}
+
+/// Serves the connections handed to this worker until `stop`, then waits for the open ones
+/// to finish their in-flight requests (the caller bounds that wait).
+///
+/// HTTP/1.1 only, straight on hyper: the HTTP/2 detection of a generic server peeks at every
+/// connection and wraps its I/O in one more layer for no client of this API (Bifrost speaks
+/// HTTP/1.1 too).
+async fn serve(mut handoff: Handoff, app: Router, mut stop: watch::Receiver<bool>) {
+    let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.keep_alive(true);
+    loop {
+        let stream = tokio::select! {
+            s = handoff.recv() => match s {
+                Some(s) => s,
+                None => break,
+            },
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let stream = match TcpStream::from_std(stream) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot register an accepted connection");
+                continue;
+            }
+        };
+        let conn =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        });
+    }
+    drop(handoff);
+    graceful.shutdown().await;
 }
 
 /// Keeps a timer due within a second on the worker's runtime. Tokio writes to the runtime's
@@ -138,7 +143,7 @@ async fn timer_heartbeat() {
 /// Accepts until `stop`, dealing connections to the workers in turn.
 async fn accept_loop(
     listener: TcpListener,
-    workers: Vec<mpsc::Sender<(std::net::TcpStream, SocketAddr)>>,
+    workers: Vec<mpsc::Sender<std::net::TcpStream>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut next = 0usize;
@@ -147,7 +152,7 @@ async fn accept_loop(
             a = listener.accept() => a,
             _ = stop.wait_for(|s| *s) => return,
         };
-        let (stream, peer) = match accepted {
+        let (stream, _peer) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -168,7 +173,7 @@ async fn accept_loop(
         };
         let worker = &workers[next % workers.len()];
         next = next.wrapping_add(1);
-        if worker.send((stream, peer)).await.is_err() {
+        if worker.send(stream).await.is_err() {
             // That worker has stopped; only happens while shutting down.
             return;
         }
