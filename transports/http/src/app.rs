@@ -19,8 +19,9 @@ use metrics::{Label, SharedString};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
-use tower_http::timeout::RequestBodyTimeoutLayer;
+use tower_http::map_request_body::MapRequestBodyLayer;
 
+use crate::body_timeout::with_read_timeout;
 use crate::errors::{Dialect, error_response, http_error};
 use crate::parse::{Route, parse};
 use crate::sse::sse_response;
@@ -90,7 +91,9 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))
-        .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
+        .layer(MapRequestBodyLayer::new(|b| {
+            with_read_timeout(b, BODY_READ_TIMEOUT)
+        }))
         .layer(middleware::from_fn_with_state(
             (state.clone(), opts.max_body_bytes),
             observe,
@@ -288,6 +291,14 @@ async fn observe(
     resp
 }
 
+/// `value` as JSON in a buffer sized for a typical completion, so it is not regrown three
+/// times on the way (serde_json starts at 128 bytes).
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut out, value)?;
+    Ok(out)
+}
+
 /// A duration in milliseconds with three decimals, printed from integer microseconds:
 /// float formatting cost more than the rest of the header work per request.
 struct Millis(Duration);
@@ -480,7 +491,7 @@ async fn inference(
         Route::Embedding => st.bifrost.embedding(&mut ctx, parsed.request).await,
     };
     match result {
-        Ok(r) => match serde_json::to_vec(&r) {
+        Ok(r) => match to_json(&r) {
             Ok(json) => {
                 let mut resp = (
                     [(

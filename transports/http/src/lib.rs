@@ -2,6 +2,7 @@
 //! engine. Handlers only translate; the engine does the work.
 
 pub mod app;
+pub mod body_timeout;
 pub mod cli;
 pub mod errors;
 pub mod parse;
