@@ -256,11 +256,11 @@ async fn observe(
             X_OVERHEAD,
             HeaderValue::from(u64::try_from(overhead.as_micros()).unwrap_or(u64::MAX)),
         );
-        let timing = format!(
-            "gateway;dur={}, upstream;dur={}",
-            Millis(overhead),
-            Millis(upstream)
-        );
+        let mut timing = String::with_capacity(48);
+        timing.push_str("gateway;dur=");
+        push_millis(&mut timing, overhead);
+        timing.push_str(", upstream;dur=");
+        push_millis(&mut timing, upstream);
         if let Ok(v) = HeaderValue::from_str(&timing) {
             h.insert(SERVER_TIMING, v);
         }
@@ -299,14 +299,28 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Result<Vec<
     Ok(out)
 }
 
-/// A duration in milliseconds with three decimals, printed from integer microseconds:
-/// float formatting cost more than the rest of the header work per request.
-struct Millis(Duration);
-
-impl std::fmt::Display for Millis {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let us = self.0.as_micros();
-        write!(f, "{}.{:03}", us / 1000, us % 1000)
+/// Appends `d` in milliseconds with three decimals (`12.345`), from integer microseconds:
+/// `format!` with float or padded arguments cost more than the rest of the header work.
+fn push_millis(out: &mut String, d: Duration) {
+    let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let mut digits = [0u8; 20];
+    let mut n = us / 1000;
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let frac = us % 1000;
+    for b in &digits[i..] {
+        out.push(char::from(*b));
+    }
+    out.push('.');
+    for div in [100, 10, 1] {
+        out.push(char::from(b'0' + (frac / div % 10) as u8));
     }
 }
 
@@ -625,11 +639,10 @@ mod tests {
 
     #[test]
     fn millis_print_three_decimals() {
-        assert_eq!(
-            Millis(Duration::from_micros(1_234_567)).to_string(),
-            "1234.567"
-        );
-        assert_eq!(Millis(Duration::from_micros(42)).to_string(), "0.042");
-        assert_eq!(Millis(Duration::ZERO).to_string(), "0.000");
+        for (us, text) in [(1_234_567, "1234.567"), (42, "0.042"), (0, "0.000")] {
+            let mut s = String::new();
+            push_millis(&mut s, Duration::from_micros(us));
+            assert_eq!(s, text);
+        }
     }
 }
