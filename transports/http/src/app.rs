@@ -222,6 +222,7 @@ async fn observe(
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    let _in_flight = crate::spin::InFlight::start();
     let id = request_id(req.headers());
     // The router is per worker, so this clone touches a worker-local count.
     let matched = req.extensions().get::<MatchedPath>().cloned();

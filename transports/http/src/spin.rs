@@ -16,6 +16,7 @@
 //! ready. The runtime's unpark hook restarts the spinner whenever the thread wakes from a
 //! real sleep.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -25,6 +26,36 @@ use tokio::sync::Notify;
 /// A yield round longer than this ran something besides the spinner (a request, I/O): the
 /// worker counts as busy. Idle rounds (one zero-timeout poll) take a few microseconds.
 const BUSY_ROUND: Duration = Duration::from_micros(8);
+
+/// Most requests in flight on a worker for its spinner to keep spinning.
+const MAX_IN_FLIGHT: usize = 1;
+
+thread_local! {
+    /// Requests in flight on this worker (its tasks never leave its thread).
+    static IN_FLIGHT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Counts one request in flight on this worker while it lives.
+#[derive(Debug)]
+pub struct InFlight(());
+
+impl InFlight {
+    /// Starts counting a request.
+    pub fn start() -> Self {
+        IN_FLIGHT.with(|n| n.set(n.get() + 1));
+        Self(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.with(|n| n.set(n.get().saturating_sub(1)));
+    }
+}
+
+fn busy() -> bool {
+    IN_FLIGHT.with(Cell::get) > MAX_IN_FLIGHT
+}
 
 /// Held by the one worker spinning right now, so spinning never takes more than one core.
 #[derive(Debug, Default)]
@@ -77,19 +108,22 @@ impl Spinner {
     async fn run(self) {
         loop {
             self.woke.notified().await;
-            if !self.token.try_acquire() {
+            if busy() || !self.token.try_acquire() {
                 continue;
             }
             let mut busy_at = Instant::now();
             let mut prev = busy_at;
             loop {
+                // Politely: a thread of another process waiting for this core (a client or
+                // upstream on the same machine) runs first; on an idle core this returns at once.
+                std::thread::yield_now();
                 tokio::task::yield_now().await;
                 let now = Instant::now();
                 if now.duration_since(prev) > BUSY_ROUND {
                     busy_at = now;
                 }
                 prev = now;
-                if now.duration_since(busy_at) >= self.budget {
+                if now.duration_since(busy_at) >= self.budget || busy() {
                     break;
                 }
             }
@@ -101,6 +135,18 @@ impl Spinner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_flight_counts_live_guards() {
+        assert!(!busy());
+        let a = InFlight::start();
+        assert!(!busy());
+        let b = InFlight::start();
+        assert!(busy());
+        drop(a);
+        drop(b);
+        assert!(!busy());
+    }
 
     #[test]
     fn one_spinner_holds_the_token() {
