@@ -47,9 +47,9 @@ impl Workers {
     }
 }
 
-/// Starts `count` workers, each serving a router from `make_app`, and the acceptor feeding them from `listener`;
-/// everything stops taking connections when `stop` turns true and the workers finish once
-/// their in-flight requests have.
+/// Starts `count` workers, each serving a router from `make_app`, and the acceptor feeding
+/// them from `listener`; everything stops taking connections when `stop` turns true and the
+/// workers finish once their in-flight requests have.
 pub fn start(
     listener: TcpListener,
     make_app: impl Fn() -> Router,
@@ -143,7 +143,7 @@ async fn timer_heartbeat() {
 /// Accepts until `stop`, dealing connections to the workers in turn.
 async fn accept_loop(
     listener: TcpListener,
-    workers: Vec<mpsc::Sender<std::net::TcpStream>>,
+    mut workers: Vec<mpsc::Sender<std::net::TcpStream>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut next = 0usize;
@@ -171,11 +171,75 @@ async fn accept_loop(
                 continue;
             }
         };
-        let worker = &workers[next % workers.len()];
-        next = next.wrapping_add(1);
-        if worker.send(stream).await.is_err() {
-            // That worker has stopped; only happens while shutting down.
+        if !deal(&mut workers, &mut next, stream).await {
+            tracing::error!("no worker left to take connections");
             return;
         }
+    }
+}
+
+/// Hands `stream` to the next worker with room, skipping full ones (waiting only when all are
+/// full) and forgetting stopped ones; false when none is left.
+async fn deal(
+    workers: &mut Vec<mpsc::Sender<std::net::TcpStream>>,
+    next: &mut usize,
+    mut stream: std::net::TcpStream,
+) -> bool {
+    while !workers.is_empty() {
+        let mut closed = None;
+        for k in 0..workers.len() {
+            let i = (*next + k) % workers.len();
+            match workers[i].try_send(stream) {
+                Ok(()) => {
+                    *next = i + 1;
+                    return true;
+                }
+                Err(mpsc::error::TrySendError::Full(s)) => stream = s,
+                Err(mpsc::error::TrySendError::Closed(s)) => {
+                    stream = s;
+                    closed = Some(i);
+                    break;
+                }
+            }
+        }
+        if let Some(i) = closed {
+            workers.swap_remove(i);
+            continue;
+        }
+        // Every worker is full: wait for the next one in turn.
+        let i = *next % workers.len();
+        *next = i + 1;
+        match workers[i].send(stream).await {
+            Ok(()) => return true,
+            Err(mpsc::error::SendError(s)) => {
+                stream = s;
+                workers.swap_remove(i);
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn deal_skips_full_workers_and_forgets_stopped_ones() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conn = || std::net::TcpStream::connect(addr).unwrap();
+        let (full, _full_rx) = mpsc::channel(1);
+        full.try_send(conn()).unwrap();
+        let (stopped, stopped_rx) = mpsc::channel(1);
+        drop(stopped_rx);
+        let (open, mut open_rx) = mpsc::channel(4);
+        let mut workers = vec![full, stopped, open];
+        let mut next = 0;
+        assert!(deal(&mut workers, &mut next, conn()).await);
+        assert!(open_rx.try_recv().is_ok(), "dealt to the worker with room");
+        assert_eq!(workers.len(), 2, "the stopped worker is forgotten");
+        let mut none = Vec::new();
+        assert!(!deal(&mut none, &mut next, conn()).await);
     }
 }
