@@ -73,6 +73,9 @@ pub enum SendError {
     /// No complete response within the attempt's timeout (lean path).
     #[error("no response within the timeout")]
     Timeout,
+    /// The request could not be built (lean path).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl SendError {
@@ -80,7 +83,7 @@ impl SendError {
     pub fn is_timeout(&self) -> bool {
         match self {
             Self::Reqwest(e) => e.is_timeout(),
-            Self::Lean(_) | Self::Body(_) => false,
+            Self::Lean(_) | Self::Body(_) | Self::Invalid(_) => false,
             Self::Timeout => true,
         }
     }
@@ -90,7 +93,7 @@ impl SendError {
         match self {
             Self::Reqwest(e) => e.is_connect(),
             Self::Lean(e) => e.is_connect(),
-            Self::Body(_) | Self::Timeout => false,
+            Self::Body(_) | Self::Timeout | Self::Invalid(_) => false,
         }
     }
 
@@ -99,7 +102,7 @@ impl SendError {
         match self {
             Self::Reqwest(e) => e.is_body() || e.is_decode(),
             Self::Body(_) => true,
-            Self::Lean(_) | Self::Timeout => false,
+            Self::Lean(_) | Self::Timeout | Self::Invalid(_) => false,
         }
     }
 
@@ -236,7 +239,7 @@ fn lean_client(max_idle_per_host: usize) -> LeanClient {
 async fn lean_send(client: &LeanClient, req: reqwest::Request) -> Result<Response, SendError> {
     // One timer for headers and body alike, as reqwest's total timeout.
     let mut deadline = req.timeout().map(|t| Box::pin(tokio::time::sleep(*t)));
-    let call = client.request(http::Request::try_from(req)?);
+    let call = client.request(to_http(req)?);
     let resp = match deadline.as_mut() {
         Some(sleep) => tokio::select! {
             biased;
@@ -249,6 +252,56 @@ async fn lean_send(client: &LeanClient, req: reqwest::Request) -> Result<Respons
     Ok(Response(resp.map(|inner| {
         UpstreamBody::Lean(DeadlineBody { inner, deadline })
     })))
+}
+
+/// Most upstream URLs a thread keeps parsed for the lean path (endpoints are few; the cache
+/// starts over when full).
+const TARGETS_CAP: usize = 32;
+
+/// An upstream URL, parsed as hyper wants it, and its `Host` header value.
+type Target = (Box<str>, http::Uri, Option<http::HeaderValue>);
+
+thread_local! {
+    /// URL → its `Uri` and `Host` value: parsing the URL again as a `Uri` and formatting the
+    /// `host:port` header were among the lean path's per-request costs.
+    static TARGETS: RefCell<Vec<Target>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `req` as hyper's request, with the cached `Uri` and `Host` for its URL.
+fn to_http(mut req: reqwest::Request) -> Result<http::Request<reqwest::Body>, SendError> {
+    let url = req.url().as_str();
+    let (uri, host) = TARGETS.with(|cell| {
+        let mut targets = cell.borrow_mut();
+        if let Some((_, uri, host)) = targets.iter().find(|(u, _, _)| &**u == url) {
+            return Ok::<_, SendError>((uri.clone(), host.clone()));
+        }
+        let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| {
+            SendError::Invalid(format!("invalid upstream URL: {e}"))
+        })?;
+        // No `Host` from an authority carrying credentials; hyper derives it then.
+        let host = uri
+            .authority()
+            .filter(|a| !a.as_str().contains('@'))
+            .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok());
+        if targets.len() >= TARGETS_CAP {
+            targets.clear();
+        }
+        targets.push((url.into(), uri.clone(), host.clone()));
+        Ok((uri, host))
+    })?;
+    let body = req
+        .body_mut()
+        .take()
+        .unwrap_or_else(|| reqwest::Body::from(Bytes::new()));
+    let mut out = http::Request::new(body);
+    *out.method_mut() = req.method().clone();
+    *out.version_mut() = req.version();
+    *out.uri_mut() = uri;
+    *out.headers_mut() = std::mem::take(req.headers_mut());
+    if let Some(host) = host {
+        out.headers_mut().entry(http::header::HOST).or_insert(host);
+    }
+    Ok(out)
 }
 
 /// An upstream response from either path.
@@ -412,6 +465,24 @@ mod tests {
 
     fn lean() -> HttpClient {
         HttpClient::per_thread(|| Ok(reqwest::Client::new()), Some(4)).unwrap()
+    }
+
+    #[test]
+    fn lean_requests_carry_the_cached_uri_and_host() {
+        let client = reqwest::Client::new();
+        for _ in 0..2 {
+            let req = client
+                .post("http://127.0.0.1:9/v1/chat/completions?x=1")
+                .header("x-a", "b")
+                .body("{}")
+                .build()
+                .unwrap();
+            let h = to_http(req).unwrap();
+            assert_eq!(h.method(), http::Method::POST);
+            assert_eq!(h.uri(), "http://127.0.0.1:9/v1/chat/completions?x=1");
+            assert_eq!(h.headers()[http::header::HOST], "127.0.0.1:9");
+            assert_eq!(h.headers()["x-a"], "b");
+        }
     }
 
     #[tokio::test]
