@@ -73,7 +73,7 @@ impl Pair {
 }
 
 /// Interleaved (direct, gateway) rounds against the static upstream.
-const STATIC_ROUNDS: usize = 3;
+const STATIC_ROUNDS: usize = 5;
 
 struct Gateway {
     proc: Proc,
