@@ -109,8 +109,7 @@ const LOCAL_CAP: usize = 2 * MAX_MODEL_LABELS;
 thread_local! {
     /// This thread's view of the upstream series: a hit takes no lock and touches no
     /// reference count another core writes.
-    static LOCAL_SERIES: RefCell<HashMap<Box<str>, SeriesList>> =
-        RefCell::new(HashMap::new());
+    static LOCAL_SERIES: LocalSeries<SeriesKey, UpstreamSeries> = RefCell::new(HashMap::new());
 }
 
 /// Runs `f` on the upstream series of (provider, model, method), from this thread's cache.
@@ -124,25 +123,45 @@ pub fn with_upstream_series<R>(
     method: &'static str,
     f: impl FnOnce(&UpstreamSeries) -> R,
 ) -> R {
-    LOCAL_SERIES.with(|cell| {
+    with_local(
+        &LOCAL_SERIES,
+        model,
+        (provider.clone(), method),
+        || upstream_series(provider, model, method),
+        f,
+    )
+}
+
+/// A per-thread front for a shared cache of metric series: name → (key, series).
+pub type LocalSeries<K, V> = RefCell<HashMap<Box<str>, Vec<(K, Arc<V>)>>>;
+
+/// Runs `f` on the series for (`name`, `key`) from `cache` (a thread-local), calling `make`
+/// (the shared, locked path) only on a miss. At most [`LOCAL_CAP`] names are remembered, so
+/// random names cannot grow a thread's cache without bound.
+pub fn with_local<K: PartialEq, V, R>(
+    cache: &'static std::thread::LocalKey<LocalSeries<K, V>>,
+    name: &str,
+    key: K,
+    make: impl FnOnce() -> Arc<V>,
+    f: impl FnOnce(&V) -> R,
+) -> R {
+    cache.with(|cell| {
         let mut local = cell.borrow_mut();
-        if let Some((_, s)) = local.get(model).and_then(|list| {
-            list.iter()
-                .find(|((p, m), _)| p == provider && *m == method)
-        }) {
+        if let Some((_, s)) = local
+            .get(name)
+            .and_then(|list| list.iter().find(|(k, _)| *k == key))
+        {
             return f(s);
         }
-        let series = upstream_series(provider, model, method);
+        let series = make();
         let out = f(&series);
-        if local.len() < LOCAL_CAP || local.contains_key(model) {
-            local
-                .entry(model.into())
-                .or_default()
-                .push(((provider.clone(), method), series));
+        if local.len() < LOCAL_CAP || local.contains_key(name) {
+            local.entry(name.into()).or_default().push((key, series));
         }
         out
     })
 }
+
 type SeriesList = Vec<(SeriesKey, Arc<UpstreamSeries>)>;
 type SeriesCache = RwLock<HashMap<SharedString, SeriesList>>;
 

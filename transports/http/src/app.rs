@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use bifrost_core::telemetry::{interned_label, status_label};
+use bifrost_core::telemetry::{LocalSeries, interned_label, status_label, with_local};
 use bifrost_core::{Bifrost, RequestContext};
 use metrics::{Label, SharedString};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -361,13 +361,10 @@ fn http_series(path: &str, method: &'static str, status: u16) -> Arc<HttpSeries>
     series
 }
 
-/// (method, status) and its series, for one route.
-type RouteSeries = Vec<((&'static str, u16), Arc<HttpSeries>)>;
-
 thread_local! {
     /// This worker's view of the HTTP series (routes are few, so it stays small): no lock
     /// and no shared reference count per request.
-    static LOCAL_HTTP: RefCell<HashMap<Box<str>, RouteSeries>> =
+    static LOCAL_HTTP: LocalSeries<(&'static str, u16), HttpSeries> =
         RefCell::new(HashMap::new());
 }
 
@@ -378,22 +375,13 @@ fn with_http_series<R>(
     status: u16,
     f: impl FnOnce(&HttpSeries) -> R,
 ) -> R {
-    LOCAL_HTTP.with(|cell| {
-        let mut local = cell.borrow_mut();
-        if let Some((_, s)) = local
-            .get(path)
-            .and_then(|list| list.iter().find(|(k, _)| *k == (method, status)))
-        {
-            return f(s);
-        }
-        let series = http_series(path, method, status);
-        let out = f(&series);
-        local
-            .entry(path.into())
-            .or_default()
-            .push(((method, status), series));
-        out
-    })
+    with_local(
+        &LOCAL_HTTP,
+        path,
+        (method, status),
+        || http_series(path, method, status),
+        f,
+    )
 }
 
 /// HTTP requests by path (route template), method, status (counter; Bifrost's name).
