@@ -291,6 +291,7 @@ impl Bifrost {
                 key: select_key(&p.keys, ""),
                 extra_headers: &ctx.extra_headers,
                 raw_response: false,
+                wire_body: false,
                 timeout: p.network.request_timeout(),
                 native: None,
             };
@@ -393,7 +394,9 @@ impl Bifrost {
         let state = self.state(&req.provider)?;
         let key = state.pick_key(&req.model)?;
         let _permit = state.queue.acquire(state.network.request_timeout()).await?;
-        let opts = state.call_options(ctx, key);
+        let mut opts = state.call_options(ctx, key);
+        // A post-hook would see only ids and usage of a relayed body, so relay only without plugins.
+        opts.wire_body = ctx.wire_body && self.inner.plugins.is_empty();
         let started = Instant::now();
         let mut retries = 0;
         let result = loop {
@@ -601,6 +604,7 @@ impl ProviderState {
             raw_response: ctx
                 .send_back_raw_response
                 .unwrap_or(self.send_back_raw_response),
+            wire_body: false,
             timeout: self.network.request_timeout(),
             native: ctx.extensions.get::<Arc<NativeRequest>>().map(|n| &**n),
         }

@@ -54,6 +54,11 @@ pub struct RequestContext {
     pub extra_headers: Vec<(String, String)>,
     /// Overrides the provider's `send_back_raw_response` (`x-bf-send-back-raw-response`).
     pub send_back_raw_response: Option<bool>,
+    /// The caller writes answers in OpenAI's format and can take an OpenAI-shaped upstream
+    /// body as sent ([`BifrostResponse::wire_body`](crate::schemas::BifrostResponse::wire_body),
+    /// written by [`BifrostResponse::to_openai_json`](crate::schemas::BifrostResponse::to_openai_json)).
+    /// The engine honours it only when no plugin is registered.
+    pub wire_body: bool,
     /// Retries the engine spent on the answering attempt (set by the engine).
     pub retries: u32,
     /// Index of the fallback that answered, if not the primary (set by the engine).

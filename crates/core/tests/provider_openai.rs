@@ -75,3 +75,53 @@ async fn fallback_from_openai_to_another_provider() {
     assert_eq!(sent.path, "/v1/chat/completions");
     assert_eq!(sent.header("authorization"), Some("Bearer sk-groq"));
 }
+
+/// A plugin that only names itself: its presence must turn relaying off.
+struct Named;
+
+#[async_trait::async_trait]
+impl bifrost_core::Plugin for Named {
+    fn name(&self) -> &str {
+        "named"
+    }
+}
+
+#[tokio::test]
+async fn wire_body_is_relayed_with_usage_parsed_unless_a_plugin_runs() {
+    let mock = capturing_mock().await;
+    let b = engine(config(&mock.url()));
+    let ctx = &mut RequestContext {
+        wire_body: true,
+        ..RequestContext::default()
+    };
+    let resp = b
+        .chat_completion(ctx, chat(ProviderKey::OpenAI, "gpt-4o-mini", "hello"))
+        .await
+        .unwrap();
+    let sent: Value = serde_json::from_slice(resp.wire_body.as_deref().unwrap()).unwrap();
+    assert_eq!(sent["choices"][0]["message"]["content"], "hello");
+    assert!(
+        resp.choices.is_none(),
+        "a relayed body is not parsed in full"
+    );
+    assert_eq!(resp.model, sent["model"]);
+    assert_eq!(
+        resp.usage.as_ref().map(|u| u.total_tokens),
+        sent["usage"]["total_tokens"].as_u64()
+    );
+    let out: Value = serde_json::from_slice(&resp.to_openai_json().unwrap()).unwrap();
+    assert_eq!(out["extra_fields"]["provider"], "openai");
+    assert_eq!(out["choices"], sent["choices"]);
+
+    let cfg = BifrostConfig::from_json(&config(&mock.url()).to_string()).unwrap();
+    let b = Bifrost::builder(cfg)
+        .plugin(std::sync::Arc::new(Named))
+        .build()
+        .unwrap();
+    let resp = b
+        .chat_completion(ctx, chat(ProviderKey::OpenAI, "gpt-4o-mini", "hello"))
+        .await
+        .unwrap();
+    assert!(resp.wire_body.is_none());
+    assert_eq!(resp.first_text().as_deref(), Some("hello"));
+}

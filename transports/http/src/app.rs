@@ -2,11 +2,12 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
@@ -15,9 +16,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bifrost_core::telemetry::{LocalSeries, interned_label, status_label, with_local};
 use bifrost_core::{Bifrost, RequestContext};
+use futures::FutureExt;
+use hyper::body::Incoming;
 use metrics::{Label, SharedString};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tower_http::catch_panic::CatchPanicLayer;
+use tower::ServiceBuilder;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::map_request_body::MapRequestBodyLayer;
 
@@ -75,9 +78,14 @@ pub struct RouterOptions {
     pub allowed_origins: Vec<String>,
 }
 
-/// Builds the router with every route and layer.
-pub fn router(state: AppState, opts: RouterOptions) -> Router {
-    Router::new()
+/// Builds the service a worker serves: every route, and the layers every request passes.
+///
+/// Only `observe` is a router layer (it labels requests by their matched route, which exists
+/// only inside the router); the others wrap the router once. `Router::layer` wraps every route
+/// in the layer and boxes the result, which cost each request one boxed future and one
+/// service clone per layer.
+pub fn router(state: AppState, opts: RouterOptions) -> impl crate::workers::App {
+    let routes = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/text/completions", post(text_completions))
         .route("/v1/completions", post(text_completions))
@@ -90,23 +98,18 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
         .merge(crate::surfaces::genai::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(opts.max_body_bytes))
-        .layer(MapRequestBodyLayer::new(|b| {
-            with_read_timeout(b, BODY_READ_TIMEOUT)
-        }))
         .layer(middleware::from_fn_with_state(
             (state.clone(), opts.max_body_bytes),
             observe,
         ))
+        .with_state(state);
+    ServiceBuilder::new()
         .layer(cors(&opts.allowed_origins))
-        .layer(CatchPanicLayer::custom(|_| {
-            http_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "internal error",
-            )
+        .layer(DefaultBodyLimit::max(opts.max_body_bytes))
+        .layer(MapRequestBodyLayer::new(|b: Incoming| {
+            with_read_timeout(Body::new(b), BODY_READ_TIMEOUT)
         }))
-        .with_state(state)
+        .service(routes)
 }
 
 fn cors(allowed: &[String]) -> CorsLayer {
@@ -242,7 +245,15 @@ async fn observe(
     req.extensions_mut().insert(RequestId(id.clone()));
     let mut resp = match oversized(&req, max_body) {
         Some(refused) => refused,
-        None => next.run(req).await,
+        // A panicking handler answers a JSON 500; the connection and the process stay up.
+        None => match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+            Ok(resp) => resp,
+            Err(_) => http_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error",
+            ),
+        },
     };
     let total = started.elapsed();
     let status = resp.status().as_u16();
@@ -290,14 +301,6 @@ async fn observe(
         metrics::counter!(HTTP_REQUESTS, labels.iter()).increment(1);
     }
     resp
-}
-
-/// `value` as JSON in a buffer sized for a typical completion, so it is not regrown three
-/// times on the way (serde_json starts at 128 bytes).
-pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(1024);
-    serde_json::to_writer(&mut out, value)?;
-    Ok(out)
 }
 
 /// Appends `d` in milliseconds with three decimals (`12.345`), from integer microseconds:
@@ -462,6 +465,7 @@ async fn inference(
     };
     drop(body);
     let mut ctx = context(&id, &headers);
+    ctx.wire_body = true;
     if parsed.stream {
         if route != Route::Chat {
             return error_response(&bifrost_core::schemas::BifrostError::invalid_param(
@@ -494,7 +498,7 @@ async fn inference(
         Route::Embedding => st.bifrost.embedding(&mut ctx, parsed.request).await,
     };
     match result {
-        Ok(r) => match to_json(&r) {
+        Ok(r) => match r.to_openai_json() {
             Ok(json) => {
                 let mut resp = (
                     [(
@@ -633,5 +637,33 @@ mod tests {
             push_millis(&mut s, Duration::from_micros(us));
             assert_eq!(s, text);
         }
+    }
+
+    #[tokio::test]
+    #[allow(clippy::panic, reason = "the handler under test panics on purpose")]
+    async fn a_panicking_handler_answers_a_json_500() {
+        use tower::ServiceExt;
+        let cfg = bifrost_core::BifrostConfig::from_json("{}").unwrap();
+        let state = AppState::new(SharedState {
+            bifrost: Bifrost::builder(cfg).build().unwrap(),
+            metrics: None,
+            prometheus_labels: Arc::from(Vec::new()),
+        });
+        async fn boom() -> &'static str {
+            panic!("boom")
+        }
+        let app: Router = Router::new()
+            .route("/boom", get(boom))
+            .layer(middleware::from_fn_with_state(
+                (state.clone(), 1024),
+                observe,
+            ))
+            .with_state(state);
+        let req = Request::get("/boom").body(Body::empty()).unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(v.to_string().contains("internal error"), "{v}");
     }
 }

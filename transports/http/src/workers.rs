@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
+use axum::response::Response;
 use bifrost_core::providers::pool::pin_pools_to_thread;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -26,6 +26,32 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::spin::{SpinToken, Spinner};
+
+/// What a worker serves: a cloneable service (one clone per connection) answering hyper's
+/// requests; `app::router` builds it.
+pub trait App:
+    tower::Service<
+        http::Request<hyper::body::Incoming>,
+        Response = Response,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> App for S where
+    S: tower::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
 
 /// New connections waiting for a worker; the acceptor waits when a worker's slot is full.
 const HANDOFF_DEPTH: usize = 1024;
@@ -50,13 +76,16 @@ impl Workers {
 /// Starts `count` workers, each serving a router from `make_app`, and the acceptor feeding
 /// them from `listener`; everything stops taking connections when `stop` turns true and the
 /// workers finish once their in-flight requests have.
-pub fn start(
+pub fn start<S>(
     listener: TcpListener,
-    make_app: impl Fn() -> Router,
+    make_app: impl Fn() -> S,
     count: usize,
     spin: Duration,
     stop: watch::Receiver<bool>,
-) -> anyhow::Result<Workers> {
+) -> anyhow::Result<Workers>
+where
+    S: App,
+{
     let token = Arc::new(SpinToken::default());
     let mut senders = Vec::with_capacity(count);
     let mut done = Vec::with_capacity(count);
@@ -95,7 +124,7 @@ pub fn start(
 /// HTTP/1.1 only, straight on hyper: the HTTP/2 detection of a generic server peeks at every
 /// connection and wraps its I/O in one more layer for no client of this API (Bifrost speaks
 /// HTTP/1.1 too).
-async fn serve(mut handoff: Handoff, app: Router, mut stop: watch::Receiver<bool>) {
+async fn serve<S: App>(mut handoff: Handoff, app: S, mut stop: watch::Receiver<bool>) {
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     http.keep_alive(true);

@@ -272,6 +272,7 @@ mod tests {
             key: Some(key),
             extra_headers: &[],
             raw_response: false,
+            wire_body: false,
             timeout: Duration::from_secs(1),
             native: None,
         }

@@ -46,6 +46,11 @@ pub struct CallOptions<'a> {
     pub extra_headers: &'a [(String, String)],
     /// Attach the raw provider body to the response.
     pub raw_response: bool,
+    /// The caller takes an OpenAI-shaped body as the upstream sent it and nothing needs the
+    /// parsed answer (no plugin runs): an OpenAI-shaped provider may return it as
+    /// [`BifrostResponse::wire_body`](crate::schemas::BifrostResponse::wire_body) with only
+    /// ids and usage parsed, which spares parsing and re-encoding the rest.
+    pub wire_body: bool,
     /// Timeout for the whole attempt (non-stream) or until the response headers (stream).
     pub timeout: Duration,
     /// The caller's original body when it came to a drop-in route in a provider's own

@@ -14,8 +14,9 @@ use serde_json::Value;
 use super::{CallOptions, Provider, ResponseStream, normalize_base_url, sse};
 use crate::schemas::{
     BifrostError, BifrostRequest, BifrostResponse, ChatMessage, EmbeddingInput, ErrorBody,
-    ModelList, ModelParameters, PromptInput, ProviderKey, RequestInput, RequestType,
+    ModelList, ModelParameters, PromptInput, ProviderKey, RequestInput, RequestType, Usage,
 };
+use bytes::Bytes;
 
 /// OpenAI's API root (the version segment is added per route).
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com";
@@ -77,6 +78,9 @@ pub struct Paths {
     pub models: &'static str,
 }
 
+/// A parser for a non-stream body in a dialect's own shape.
+pub type ParseBody = fn(&[u8]) -> Result<BifrostResponse, serde_json::Error>;
+
 /// How an OpenAI-compatible API differs from OpenAI's. Each compatible provider's module
 /// declares one as a `const` built from [`DIALECT`] with struct-update syntax, so only the
 /// differences are written down.
@@ -95,8 +99,10 @@ pub struct Dialect {
     pub chat_params: fn(&str, &ModelParameters) -> Option<ModelParameters>,
     /// Rewrites chat messages the API would reject; `None` when nothing changes.
     pub chat_messages: fn(&[ChatMessage]) -> Option<Vec<ChatMessage>>,
-    /// Parses a non-stream chat/text body (a hook for fields OpenAI does not have).
-    pub parse_body: fn(&[u8]) -> Result<BifrostResponse, serde_json::Error>,
+    /// Parses a non-stream chat/text body whose fields differ from OpenAI's. `None`: the body
+    /// is OpenAI's own shape, parsed by [`parse_body`], and may be relayed to an
+    /// OpenAI-speaking caller as sent (see [`CallOptions::wire_body`]).
+    pub parse_body: Option<ParseBody>,
     /// Parses one stream event's data.
     pub parse_chunk: fn(&str) -> Result<BifrostResponse, BifrostError>,
 }
@@ -114,7 +120,7 @@ pub const DIALECT: Dialect = Dialect {
     supports: Operations::ALL,
     chat_params: keep_params,
     chat_messages: keep_messages,
-    parse_body,
+    parse_body: None,
     parse_chunk,
 };
 
@@ -331,14 +337,54 @@ impl OpenAIProvider {
             .bytes()
             .await
             .map_err(|e| transport_error(&self.key, e))?;
-        let mut out = (self.dialect.parse_body)(&bytes).map_err(|e| {
-            BifrostError::bad_upstream_response(format!("cannot parse {} response: {e}", self.key))
-        })?;
+        let parsed = match self.dialect.parse_body {
+            Some(parse) => parse(&bytes),
+            None if opts.wire_body && !opts.raw_response => {
+                return summarize_wire_body(bytes).map_err(|e| self.unparsable(e));
+            }
+            None => parse_body(&bytes),
+        };
+        let mut out = parsed.map_err(|e| self.unparsable(e))?;
         if opts.raw_response {
             out.extra_fields.raw_response = serde_json::from_slice(&bytes).ok();
         }
         Ok(out)
     }
+
+    fn unparsable(&self, e: serde_json::Error) -> BifrostError {
+        BifrostError::bad_upstream_response(format!("cannot parse {} response: {e}", self.key))
+    }
+}
+
+/// What the engine needs of a body it relays as sent: ids for logs and `usage` for the token
+/// metrics. Everything else is skipped (still checked to be JSON), not built.
+#[derive(Deserialize)]
+struct WireSummary {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    object: String,
+    #[serde(default)]
+    created: u64,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+/// A response that carries `bytes` as its [`BifrostResponse::wire_body`], with only the
+/// summary fields parsed.
+fn summarize_wire_body(bytes: Bytes) -> Result<BifrostResponse, serde_json::Error> {
+    let s: WireSummary = serde_json::from_slice(&bytes)?;
+    Ok(BifrostResponse {
+        id: s.id,
+        object: s.object,
+        created: s.created,
+        model: s.model,
+        usage: s.usage,
+        wire_body: Some(bytes),
+        ..BifrostResponse::default()
+    })
 }
 
 /// The chat body: the unified request borrowed as OpenAI's wire format; copied only where a
@@ -613,6 +659,16 @@ mod tests {
     use super::*;
     use crate::schemas::{FunctionDef, Role, Tool};
     use serde_json::json;
+
+    #[test]
+    fn a_relayed_body_is_summarized_and_must_be_json() {
+        assert!(summarize_wire_body(Bytes::from_static(b"{\"id\":")).is_err());
+        let sent = br#"{"id":"a","model":"m","x":[1,{"y":null}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#;
+        let r = summarize_wire_body(Bytes::from_static(sent)).unwrap();
+        assert_eq!((r.id.as_str(), r.model.as_str()), ("a", "m"));
+        assert_eq!(r.usage.unwrap().completion_tokens, 2);
+        assert_eq!(r.wire_body.as_deref(), Some(&sent[..]));
+    }
 
     #[test]
     fn chat_body_is_openai_wire_format_with_extras_and_exact_tool_results() {

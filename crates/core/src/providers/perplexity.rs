@@ -36,7 +36,7 @@ pub const DIALECT: Dialect = Dialect {
         ..Operations::ALL
     },
     chat_params: |_, params| openai::legacy_max_tokens(params),
-    parse_body,
+    parse_body: Some(parse_body),
     parse_chunk,
     ..openai::DIALECT
 };

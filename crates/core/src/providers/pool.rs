@@ -52,7 +52,6 @@ struct Inner {
 }
 
 /// One thread's (or everyone's) pools for one provider.
-#[derive(Clone)]
 struct Pools {
     reqwest: reqwest::Client,
     lean: Option<LeanClient>,
@@ -166,19 +165,21 @@ impl HttpClient {
         })
     }
 
-    /// The pools this thread sends on.
-    fn pools(&self) -> Pools {
+    /// Runs `f` on the pools this thread sends on, borrowed: a copy of the clients cost a
+    /// handful of reference counts and a few hundred bytes of copying, twice per request.
+    /// `f` must not use this client again (the thread's pool list is borrowed meanwhile).
+    fn with_pools<R>(&self, f: impl FnOnce(&Pools) -> R) -> R {
         let inner = &*self.inner;
         let Some(make) = &inner.make else {
-            return inner.shared.clone();
+            return f(&inner.shared);
         };
         if !PINNED.with(Cell::get) {
-            return inner.shared.clone();
+            return f(&inner.shared);
         }
         POOLS.with(|pools| {
             let mut pools = pools.borrow_mut();
             if let Some((_, p)) = pools.iter().find(|(id, _)| *id == inner.id) {
-                return p.clone();
+                return f(p);
             }
             // The same builder succeeded at startup; should it fail now, the shared pool
             // still works, only without thread affinity.
@@ -190,14 +191,15 @@ impl HttpClient {
                 reqwest,
                 lean: inner.lean.map(lean_client),
             };
-            pools.push((inner.id, mine.clone()));
-            mine
+            let out = f(&mine);
+            pools.push((inner.id, mine));
+            out
         })
     }
 
     /// The reqwest client this thread sends on.
     pub fn client(&self) -> reqwest::Client {
-        self.pools().reqwest
+        self.with_pools(|p| p.reqwest.clone())
     }
 
     /// Starts a request on this thread's pool; send it with [`HttpClient::send`].
@@ -215,10 +217,26 @@ impl HttpClient {
     pub async fn send(&self, rb: reqwest::RequestBuilder) -> Result<Response, SendError> {
         let (client, req) = rb.build_split();
         let req = req?;
-        if req.url().scheme() == "http"
-            && let Some(lean) = self.pools().lean
-        {
-            return lean_send(&lean, req).await;
+        if req.url().scheme() == "http" && self.inner.lean.is_some() {
+            // One timer for headers and body alike, as reqwest's total timeout.
+            let mut deadline = req.timeout().map(|t| Box::pin(tokio::time::sleep(*t)));
+            let req = to_http(req)?;
+            // Every pool list has a lean client when `inner.lean` is set.
+            let call = self
+                .with_pools(|p| p.lean.as_ref().map(|lean| lean.request(req)))
+                .ok_or_else(|| SendError::Invalid("no lean client".into()))?;
+            let resp = match deadline.as_mut() {
+                Some(sleep) => tokio::select! {
+                    biased;
+                    r = call => r,
+                    () = sleep.as_mut() => return Err(SendError::Timeout),
+                },
+                None => call.await,
+            }
+            .map_err(SendError::Lean)?;
+            return Ok(Response(resp.map(|inner| {
+                UpstreamBody::Lean(DeadlineBody { inner, deadline })
+            })));
         }
         Ok(client.execute(req).await?.into())
     }
@@ -234,24 +252,6 @@ fn lean_client(max_idle_per_host: usize) -> LeanClient {
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(max_idle_per_host.max(1))
         .build(http)
-}
-
-async fn lean_send(client: &LeanClient, req: reqwest::Request) -> Result<Response, SendError> {
-    // One timer for headers and body alike, as reqwest's total timeout.
-    let mut deadline = req.timeout().map(|t| Box::pin(tokio::time::sleep(*t)));
-    let call = client.request(to_http(req)?);
-    let resp = match deadline.as_mut() {
-        Some(sleep) => tokio::select! {
-            biased;
-            r = call => r,
-            () = sleep.as_mut() => return Err(SendError::Timeout),
-        },
-        None => call.await,
-    }
-    .map_err(SendError::Lean)?;
-    Ok(Response(resp.map(|inner| {
-        UpstreamBody::Lean(DeadlineBody { inner, deadline })
-    })))
 }
 
 /// Most upstream URLs a thread keeps parsed for the lean path (endpoints are few; the cache

@@ -1,5 +1,6 @@
 //! OpenAI-shaped responses, stream chunks, embeddings and model lists.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -42,9 +43,45 @@ pub struct BifrostResponse {
     /// Bifrost's additions: who answered, latency, raw response.
     #[serde(default)]
     pub extra_fields: ExtraFields,
+    /// The upstream's OpenAI-shaped body as it arrived, when the caller asked for it
+    /// ([`RequestContext::wire_body`](crate::RequestContext::wire_body)) and nothing needed
+    /// more: then only `id`, `object`, `created`, `model` and `usage` above are filled in.
+    /// [`Self::to_openai_json`] writes it, so a relayed answer is never parsed in full nor
+    /// re-encoded, and fields this schema does not know reach the caller too.
+    #[serde(skip)]
+    pub wire_body: Option<Bytes>,
 }
 
 impl BifrostResponse {
+    /// The response as OpenAI's JSON: the relayed [`Self::wire_body`] with `extra_fields`
+    /// added to its top-level object, or this struct serialized.
+    pub fn to_openai_json(&self) -> serde_json::Result<Vec<u8>> {
+        let Some(body) = self.wire_body.as_deref() else {
+            // Sized for a typical completion, so the buffer is not regrown three times on the
+            // way (serde_json starts at 128 bytes).
+            let mut out = Vec::with_capacity(1024);
+            serde_json::to_writer(&mut out, self)?;
+            return Ok(out);
+        };
+        let extra = serde_json::to_vec(&self.extra_fields)?;
+        // The summary parse proved `body` is JSON; an object ends in `}` (whitespace aside).
+        let end = body.iter().rposition(|b| !b.is_ascii_whitespace());
+        let Some(end) = end.filter(|&i| body[i] == b'}') else {
+            return serde_json::to_vec(self);
+        };
+        let empty = body[..end]
+            .iter()
+            .rev()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|&b| b == b'{');
+        let mut out = Vec::with_capacity(end + extra.len() + 20);
+        out.extend_from_slice(&body[..end]);
+        out.extend_from_slice(&br#","extra_fields":"#[usize::from(empty)..]);
+        out.extend_from_slice(&extra);
+        out.push(b'}');
+        Ok(out)
+    }
+
     /// The first choice's message text, the usual thing a caller wants.
     pub fn first_text(&self) -> Option<String> {
         let c = self.choices.as_ref()?.first()?;
@@ -237,5 +274,37 @@ mod tests {
             "usage":{"prompt_tokens":2,"completion_tokens":0,"total_tokens":2},"extra_fields":{}});
         let r: BifrostResponse = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(serde_json::to_value(&r).unwrap(), v);
+    }
+
+    #[test]
+    fn wire_body_is_written_as_sent_plus_extra_fields() {
+        let sent = br#"{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"hi","annotations":[]}}],"new_field":{"a":1}}
+"#;
+        let mut r = BifrostResponse {
+            wire_body: Some(Bytes::from_static(sent)),
+            ..BifrostResponse::default()
+        };
+        r.extra_fields.provider = Some(ProviderKey::OpenAI);
+        r.extra_fields.latency = Some(3);
+        let out: serde_json::Value = serde_json::from_slice(&r.to_openai_json().unwrap()).unwrap();
+        let mut want: serde_json::Value = serde_json::from_slice(sent).unwrap();
+        want["extra_fields"] = json!({"provider": "openai", "latency": 3});
+        assert_eq!(out, want);
+
+        r.wire_body = Some(Bytes::from_static(b" { } "));
+        let out: serde_json::Value = serde_json::from_slice(&r.to_openai_json().unwrap()).unwrap();
+        assert_eq!(
+            out,
+            json!({"extra_fields": {"provider": "openai", "latency": 3}})
+        );
+    }
+
+    #[test]
+    fn without_wire_body_the_struct_is_serialized() {
+        let r = BifrostResponse {
+            id: "a".into(),
+            ..BifrostResponse::default()
+        };
+        assert_eq!(r.to_openai_json().unwrap(), serde_json::to_vec(&r).unwrap());
     }
 }

@@ -126,6 +126,7 @@ async fn inference(
         Err(e) => return DIALECT.error_response(&e),
     };
     let mut ctx = context(&id, &headers);
+    ctx.wire_body = true;
     if parsed.stream {
         if route != Route::Chat {
             return DIALECT.error_response(&BifrostError::invalid_param(
@@ -155,7 +156,7 @@ async fn inference(
         Route::Embedding => st.bifrost.embedding(&mut ctx, request).await,
     };
     let mut resp = match result {
-        Ok(r) => match serde_json::to_vec(&r) {
+        Ok(r) => match r.to_openai_json() {
             Ok(json) => json_ok(json),
             Err(e) => DIALECT.http_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
