@@ -593,6 +593,7 @@ async fn health() -> Response {
 }
 
 async fn render_metrics(State(st): State<AppState>) -> Response {
+    crate::logging::record_dropped();
     match &st.metrics {
         Some(h) => (
             [(

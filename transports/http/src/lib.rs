@@ -5,6 +5,7 @@ pub mod app;
 pub mod body_timeout;
 pub mod cli;
 pub mod errors;
+pub mod logging;
 pub mod parse;
 pub mod server;
 pub mod spin;

@@ -1,8 +1,7 @@
 //! `bifrost-http`: the gateway binary. Parses flags, sets up logging, runs the server.
 
 use bifrost_transport_http::cli::Cli;
-use bifrost_transport_http::server;
-use tracing_subscriber::EnvFilter;
+use bifrost_transport_http::{logging, server};
 
 /// mimalloc instead of the system allocator: a request allocates a few hundred small
 /// objects, and glibc's malloc/free were a fifth of the gateway's instructions in profiles.
@@ -11,7 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse_from_go_style(std::env::args());
-    init_tracing(&cli.log_level, &cli.log_style);
+    let _log = logging::init(&cli.log_level, &cli.log_style);
     // The control runtime: signals, the acceptor, metrics upkeep. Requests run on the
     // workers' own runtimes (see `workers`).
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -22,17 +21,4 @@ fn main() -> anyhow::Result<()> {
         tracing::error!(error = format!("{e:#}"), "bifrost-http failed");
     }
     result
-}
-
-fn init_tracing(level: &str, style: &str) {
-    let filter = EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},hyper=warn,reqwest=warn,h2=warn")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if style == "pretty" {
-        builder.init();
-    } else {
-        builder.json().flatten_event(true).init();
-    }
 }

@@ -102,6 +102,8 @@ fn install_metrics() -> Option<PrometheusHandle> {
         .install_recorder()
         .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
         .ok()?;
+    // Registered now so the series is on `/metrics` before the first line is dropped.
+    crate::logging::record_dropped();
     let upkeep = handle.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));

@@ -19,7 +19,7 @@ use anyhow::Context;
 use axum::response::Response;
 use bifrost_core::providers::pool::pin_pools_to_thread;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
@@ -55,6 +55,10 @@ impl<S> App for S where
 
 /// New connections waiting for a worker; the acceptor waits when a worker's slot is full.
 const HANDOFF_DEPTH: usize = 1024;
+
+/// Longest wait for a request head (the first byte of the next request, on a kept-alive
+/// connection, included).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A worker's end of the acceptor: connections arrive over a channel instead of `accept(2)`.
 type Handoff = mpsc::Receiver<std::net::TcpStream>;
@@ -128,6 +132,11 @@ async fn serve<S: App>(mut handoff: Handoff, app: S, mut stop: watch::Receiver<b
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     http.keep_alive(true);
+    // A client gets this long to send a request's head, and an idle keep-alive connection is
+    // closed after it: a slow or silent client cannot hold a connection (and its memory)
+    // forever. Bodies have their own read deadline (`body_timeout`).
+    http.timer(TokioTimer::new());
+    http.header_read_timeout(HEADER_READ_TIMEOUT);
     loop {
         let stream = tokio::select! {
             s = handoff.recv() => match s {

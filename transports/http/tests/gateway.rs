@@ -518,6 +518,7 @@ async fn metrics_expose_http_upstream_stream_and_overhead_series() {
         "bifrost_stream_first_token_latency_seconds_bucket",
         "bifrost_stream_inter_token_latency_seconds_bucket",
         "bifrost_plugin_duration_seconds_bucket",
+        "bifrost_log_entries_dropped_total{sink=\"stderr\"} 0",
     ] {
         assert!(text.contains(series), "missing {series} in\n{text}");
     }
