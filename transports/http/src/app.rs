@@ -258,11 +258,13 @@ async fn observe(
     let total = started.elapsed();
     let status = resp.status().as_u16();
     let path = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let overhead = resp
+    // Every answer carries its overhead; those that called no provider have no upstream time.
+    let upstream = resp
         .extensions()
         .get::<UpstreamTime>()
-        .map(|UpstreamTime(upstream)| (total.saturating_sub(*upstream), *upstream));
-    if let Some((overhead, upstream)) = overhead {
+        .map_or(Duration::ZERO, |UpstreamTime(u)| *u);
+    let overhead = total.saturating_sub(upstream);
+    {
         let h = resp.headers_mut();
         h.insert(
             X_OVERHEAD,
@@ -281,7 +283,7 @@ async fn observe(
     resp.headers_mut().insert(X_REQUEST_ID, id);
     let scrape = path == "/metrics";
     with_http_series(path, method, status, |series| {
-        if let Some((overhead, _)) = overhead {
+        if !scrape {
             series.overhead.record(overhead.as_secs_f64());
         }
         if custom.is_empty() && !scrape {

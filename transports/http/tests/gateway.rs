@@ -496,6 +496,20 @@ async fn metrics_expose_http_upstream_stream_and_overhead_series() {
         .unwrap();
     assert!(resp.headers().contains_key("x-bifrost-overhead-us"));
     sse_events(resp).await;
+    // Answers that called no provider carry it too (all of their time is the gateway's).
+    for path in ["/health", "/v1/no-such-route"] {
+        let resp = client()
+            .get(format!("{}{path}", gw.url))
+            .send()
+            .await
+            .unwrap();
+        let timing = resp.headers()["server-timing"].to_str().unwrap();
+        assert!(timing.ends_with("upstream;dur=0.000"), "{path}: {timing}");
+        assert!(
+            resp.headers().contains_key("x-bifrost-overhead-us"),
+            "{path}"
+        );
+    }
     let text = client()
         .get(format!("{}/metrics", gw.url))
         .send()

@@ -370,12 +370,19 @@ struct WireSummary {
     model: String,
     #[serde(default)]
     usage: Option<Usage>,
+    /// Set when the upstream is itself a Bifrost gateway.
+    #[serde(default)]
+    extra_fields: Option<serde::de::IgnoredAny>,
 }
 
 /// A response that carries `bytes` as its [`BifrostResponse::wire_body`], with only the
-/// summary fields parsed.
+/// summary fields parsed. A body that already has `extra_fields` (another Bifrost upstream)
+/// is parsed in full instead, so the answer does not carry the key twice.
 fn summarize_wire_body(bytes: Bytes) -> Result<BifrostResponse, serde_json::Error> {
     let s: WireSummary = serde_json::from_slice(&bytes)?;
+    if s.extra_fields.is_some() {
+        return parse_body(&bytes);
+    }
     Ok(BifrostResponse {
         id: s.id,
         object: s.object,
@@ -668,6 +675,14 @@ mod tests {
         assert_eq!((r.id.as_str(), r.model.as_str()), ("a", "m"));
         assert_eq!(r.usage.unwrap().completion_tokens, 2);
         assert_eq!(r.wire_body.as_deref(), Some(&sent[..]));
+
+        let chained = br#"{"id":"b","choices":[],"extra_fields":{"provider":"openai"}}"#;
+        let r = summarize_wire_body(Bytes::from_static(chained)).unwrap();
+        assert!(
+            r.wire_body.is_none(),
+            "a Bifrost upstream's body is parsed, not relayed"
+        );
+        assert_eq!(r.id, "b");
     }
 
     #[test]
