@@ -72,8 +72,12 @@ impl Pair {
     }
 }
 
-/// Interleaved (direct, gateway) rounds against the static upstream.
-const STATIC_ROUNDS: usize = 5;
+/// Interleaved (direct, gateway) rounds against the static upstream, and how long each side
+/// of a round runs (after a short warm-up).
+const STATIC_ROUNDS: usize = 12;
+const STATIC_ROUND_SECS: u64 = 2;
+const STATIC_ROUND: Duration = Duration::from_secs(STATIC_ROUND_SECS);
+const STATIC_WARM: Duration = Duration::from_millis(500);
 
 struct Gateway {
     proc: Proc,
@@ -126,15 +130,37 @@ async fn start_gateway(
     })
 }
 
+/// One row for `rounds`: RPS and CPU per request pooled over all of them (so the RPS ratio
+/// is summed gateway requests ÷ summed direct requests), latency percentiles of the median
+/// round. `rounds` is sorted by ratio.
+fn pooled(mut rounds: Vec<Pair>) -> Option<Pair> {
+    let n = rounds.len() as f64;
+    let direct = rounds.iter().map(|p| p.direct.rps).sum::<f64>() / n;
+    let gateway = rounds.iter().map(|p| p.gateway.rps).sum::<f64>() / n;
+    let cpu = rounds
+        .iter()
+        .map(|p| p.cpu_us_per_req * p.gateway.rps)
+        .sum::<f64>()
+        / (gateway * n).max(1.0);
+    let errors = rounds.iter().map(|p| p.gateway.errors).sum();
+    let mid = rounds.len() / 2;
+    let mut row = (!rounds.is_empty()).then(|| rounds.swap_remove(mid))?;
+    row.direct.rps = direct;
+    row.gateway.rps = gateway;
+    row.gateway.errors = errors;
+    row.cpu_us_per_req = cpu;
+    Some(row)
+}
+
 async fn pair(
     direct_url: &str,
     direct_body: &Bytes,
     gw: &Proc,
     gw_body: &Bytes,
     concurrency: usize,
+    warm: Duration,
     duration: Duration,
 ) -> anyhow::Result<Pair> {
-    let warm = Duration::from_secs(1);
     let direct = closed_loop(
         &format!("{direct_url}/v1/chat/completions"),
         direct_body.clone(),
@@ -249,6 +275,7 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
                 &gw.proc,
                 &chat_body("openai/gpt-4o-mini", json!({})),
                 c,
+                Duration::from_secs(1),
                 d,
             )
             .await?,
@@ -261,14 +288,16 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
                 &gw.proc,
                 &chat_body("groq/gpt-4o-mini", json!({})),
                 c,
+                Duration::from_secs(1),
                 d,
             )
             .await?,
         );
     }
-    // Rounds of (direct, gateway) back to back; the median round is reported. On a shared
-    // 2-core machine one run's ratio moved by ±10 % with where the scheduler placed the
-    // four busy threads; the median of interleaved rounds is steadier than any one run.
+    // Many short rounds of (direct, gateway) back to back, pooled. On a shared 2-core
+    // machine the speed of the box drifts over seconds (direct RPS moved between 59k and
+    // 86k in consecutive 5 s windows); short alternating rounds expose both sides to the
+    // same drift, so the ratio of their summed requests is steadier than any one round.
     let mut static_rounds = Vec::new();
     if let Some(n) = &nginx {
         for round in 1..=STATIC_ROUNDS {
@@ -280,7 +309,8 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
                     &gw.proc,
                     &chat_body("cerebras/static", json!({})),
                     64,
-                    d,
+                    STATIC_WARM,
+                    STATIC_ROUND,
                 )
                 .await?,
             );
@@ -288,8 +318,7 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
     }
     static_rounds.sort_by(|a, b| a.rps_ratio().total_cmp(&b.rps_ratio()));
     let static_ratios: Vec<f64> = static_rounds.iter().map(Pair::rps_ratio).collect();
-    let static_pair =
-        (!static_rounds.is_empty()).then(|| static_rounds.swap_remove(static_rounds.len() / 2));
+    let static_pair = pooled(static_rounds);
 
     let stream_extra = json!({"stream": true, "mock": {"chunks": 20, "chunk_delay_ms": 50}});
     let stall = Duration::from_millis(250);
@@ -402,7 +431,18 @@ async fn litellm(
     let body = chat_body("gpt-4o-mini", json!({}));
     let mut rows = Vec::new();
     for &c in &args.concurrency {
-        rows.push(pair(&upstream.url, direct_body, &proc, &body, c, d).await?);
+        rows.push(
+            pair(
+                &upstream.url,
+                direct_body,
+                &proc,
+                &body,
+                c,
+                Duration::from_secs(1),
+                d,
+            )
+            .await?,
+        );
     }
     Ok(rows)
 }
@@ -516,7 +556,7 @@ impl Report<'_> {
         );
         let _ = writeln!(
             o,
-            "- **Formulas**: added latency = (percentile through the gateway) − (same percentile straight to the upstream, same load, same run). Gateway CPU per request = (utime + stime of the gateway process from `/proc/<pid>/stat` over the run) ÷ (requests served in the run). RSS = `VmRSS` / peak = `VmHWM` from `/proc/<pid>/status`. A stream is stalled when it fails, never sends `[DONE]`, or has a gap over 250 ms between body chunks (the upstream sends one every 50 ms). RPS ratio = through-gateway RPS ÷ direct RPS against the static upstream, the median of {STATIC_ROUNDS} interleaved (direct, gateway) rounds. The gateway also reports its own overhead per request in `x-bifrost-overhead-us` (see README). Profile-guided changes and instruction counts: [performance.md](performance.md).\n"
+            "- **Formulas**: added latency = (percentile through the gateway) − (same percentile straight to the upstream, same load, same run). Gateway CPU per request = (utime + stime of the gateway process from `/proc/<pid>/stat` over the run) ÷ (requests served in the run). RSS = `VmRSS` / peak = `VmHWM` from `/proc/<pid>/status`. A stream is stalled when it fails, never sends `[DONE]`, or has a gap over 250 ms between body chunks (the upstream sends one every 50 ms). RPS ratio = through-gateway requests ÷ direct requests against the static upstream, summed over {STATIC_ROUNDS} interleaved (direct, gateway) rounds of {STATIC_ROUND_SECS} s each side, so both sides see the same drift in the shared machine's speed. The gateway also reports its own overhead per request in `x-bifrost-overhead-us` (see README). Profile-guided changes and instruction counts: [performance.md](performance.md).\n"
         );
 
         let c1 = self.instant.iter().find(|p| p.concurrency == 1);
@@ -595,8 +635,9 @@ impl Report<'_> {
                 .collect();
             let _ = writeln!(
                 o,
-                "RPS ratio (gateway ÷ direct) of the {} interleaved rounds, low to high: {}; the median round is shown above.\n",
+                "RPS and CPU above are pooled over {} interleaved rounds of {} s each side (latencies: the median round). Per-round RPS ratios, low to high: {}.\n",
                 self.static_ratios.len(),
+                STATIC_ROUND_SECS,
                 ratios.join(", ")
             );
         }
