@@ -24,7 +24,18 @@ impl Proc {
 }
 
 impl Drop for Proc {
+    /// SIGTERM first, so a server with child processes (nginx's workers) takes them down
+    /// with it; SIGKILL after 2 s. A killed nginx master left its worker running.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..40 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
