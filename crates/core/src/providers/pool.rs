@@ -223,6 +223,7 @@ impl HttpClient {
         let req = req?;
         if req.url().scheme() == "http"
             && req.url().username().is_empty()
+            && req.url().password().is_none()
             && let Some(pool) = self.with_pools(|p| p.lean.clone())
         {
             // One timer for headers and body alike, as reqwest's total timeout.
