@@ -56,28 +56,27 @@ impl BifrostResponse {
     /// The response as OpenAI's JSON: the relayed [`Self::wire_body`] with `extra_fields`
     /// added to its top-level object, or this struct serialized.
     pub fn to_openai_json(&self) -> serde_json::Result<Vec<u8>> {
-        let Some(body) = self.wire_body.as_deref() else {
-            // Sized for a typical completion, so the buffer is not regrown three times on the
-            // way (serde_json starts at 128 bytes).
-            let mut out = Vec::with_capacity(1024);
+        // A relayed object, up to (not including) its closing `}`; the summary parse proved
+        // it is JSON, so only the last non-blank byte needs checking.
+        let open = self.wire_body.as_deref().and_then(|b| {
+            let end = b.iter().rposition(|c| !c.is_ascii_whitespace())?;
+            (b[end] == b'}').then(|| &b[..end])
+        });
+        // Sized for a typical completion, so the buffer is not regrown on the way (serde_json
+        // starts at 128 bytes).
+        let mut out = Vec::with_capacity(open.map_or(1024, |o| o.len() + 192));
+        let Some(open) = open else {
             serde_json::to_writer(&mut out, self)?;
             return Ok(out);
         };
-        let extra = serde_json::to_vec(&self.extra_fields)?;
-        // The summary parse proved `body` is JSON; an object ends in `}` (whitespace aside).
-        let end = body.iter().rposition(|b| !b.is_ascii_whitespace());
-        let Some(end) = end.filter(|&i| body[i] == b'}') else {
-            return serde_json::to_vec(self);
-        };
-        let empty = body[..end]
+        let empty = open
             .iter()
             .rev()
             .find(|b| !b.is_ascii_whitespace())
             .is_some_and(|&b| b == b'{');
-        let mut out = Vec::with_capacity(end + extra.len() + 20);
-        out.extend_from_slice(&body[..end]);
+        out.extend_from_slice(open);
         out.extend_from_slice(&br#","extra_fields":"#[usize::from(empty)..]);
-        out.extend_from_slice(&extra);
+        serde_json::to_writer(&mut out, &self.extra_fields)?;
         out.push(b'}');
         Ok(out)
     }
