@@ -198,30 +198,30 @@ impl Bifrost {
 
     /// Chat completion with plugins, retries and fallbacks. `ctx` tells afterwards how many
     /// retries were spent and which fallback answered.
-    pub async fn chat_completion(
-        &self,
-        ctx: &mut RequestContext,
+    pub fn chat_completion<'a>(
+        &'a self,
+        ctx: &'a mut RequestContext,
         req: BifrostRequest,
-    ) -> Result<BifrostResponse, BifrostError> {
-        self.handle(ctx, req, Op::Chat).await
+    ) -> impl Future<Output = Result<BifrostResponse, BifrostError>> + Send + 'a {
+        self.handle(ctx, req, Op::Chat)
     }
 
     /// Text completion with plugins, retries and fallbacks.
-    pub async fn text_completion(
-        &self,
-        ctx: &mut RequestContext,
+    pub fn text_completion<'a>(
+        &'a self,
+        ctx: &'a mut RequestContext,
         req: BifrostRequest,
-    ) -> Result<BifrostResponse, BifrostError> {
-        self.handle(ctx, req, Op::Text).await
+    ) -> impl Future<Output = Result<BifrostResponse, BifrostError>> + Send + 'a {
+        self.handle(ctx, req, Op::Text)
     }
 
     /// Embeddings with plugins, retries and fallbacks.
-    pub async fn embedding(
-        &self,
-        ctx: &mut RequestContext,
+    pub fn embedding<'a>(
+        &'a self,
+        ctx: &'a mut RequestContext,
         req: BifrostRequest,
-    ) -> Result<BifrostResponse, BifrostError> {
-        self.handle(ctx, req, Op::Embedding).await
+    ) -> impl Future<Output = Result<BifrostResponse, BifrostError>> + Send + 'a {
+        self.handle(ctx, req, Op::Embedding)
     }
 
     /// Streaming chat completion.
@@ -318,13 +318,30 @@ impl Bifrost {
         }
     }
 
+    /// Returned as is by the public entry points (an `async fn` wrapper would be one more
+    /// level that copies the whole future on every request).
     async fn handle(
+        &self,
+        ctx: &mut RequestContext,
+        req: BifrostRequest,
+        op: Op,
+    ) -> Result<BifrostResponse, BifrostError> {
+        validate(&req)?;
+        if req.fallbacks.is_empty() && self.inner.plugins.is_empty() {
+            // The common case, kept small: the fallback loop and the hooks hold several KiB
+            // of futures that every level above would otherwise copy on every request.
+            return self.dispatch(ctx, &req, op).await;
+        }
+        Box::pin(self.handle_full(ctx, req, op)).await
+    }
+
+    /// [`Bifrost::handle`] with plugins or fallbacks.
+    async fn handle_full(
         &self,
         ctx: &mut RequestContext,
         mut req: BifrostRequest,
         op: Op,
     ) -> Result<BifrostResponse, BifrostError> {
-        validate(&req)?;
         let fallbacks = std::mem::take(&mut req.fallbacks);
         let template = (!fallbacks.is_empty()).then(|| req.clone());
         let err = match self.attempt(ctx, req, op).await {

@@ -1,24 +1,17 @@
 //! The router: routes, shared state and the layers around them.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, OnceLock, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use bifrost_core::telemetry::{LocalSeries, interned_label, status_label, with_local};
 use bifrost_core::{Bifrost, RequestContext};
-use futures::FutureExt;
 use hyper::body::Incoming;
-use metrics::{Label, SharedString};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
@@ -26,6 +19,8 @@ use tower_http::map_request_body::MapRequestBodyLayer;
 
 use crate::body_timeout::with_read_timeout;
 use crate::errors::{Dialect, error_response, http_error};
+use crate::observe::ObserveLayer;
+pub(crate) use crate::observe::{RequestId, UpstreamTime};
 use crate::parse::{Route, parse};
 use crate::sse::sse_response;
 
@@ -98,10 +93,7 @@ pub fn router(state: AppState, opts: RouterOptions) -> impl crate::workers::App 
         .merge(crate::surfaces::genai::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            (state.clone(), opts.max_body_bytes),
-            observe,
-        ))
+        .layer(ObserveLayer::new(state.clone(), opts.max_body_bytes))
         .with_state(state);
     ServiceBuilder::new()
         .layer(cors(&opts.allowed_origins))
@@ -145,256 +137,6 @@ fn is_localhost(origin: &str) -> bool {
         .unwrap_or("");
     matches!(host, "localhost" | "127.0.0.1" | "[" | "0.0.0.0") || origin.contains("://[::1]")
 }
-
-/// A 413 decided from the `Content-Length` header alone, before reading a byte of an
-/// oversized body (the body limit layer would only notice after reading it).
-fn oversized(req: &Request, max: usize) -> Option<Response> {
-    let len = req
-        .headers()
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse::<u64>()
-        .ok()?;
-    (len > max as u64).then(|| {
-        Dialect::for_path(req.uri().path()).http_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request_too_large",
-            format!(
-                "request body of {len} bytes exceeds the limit of {max} bytes (client.max_request_body_size_mb)"
-            ),
-        )
-    })
-}
-
-/// The request id (the caller's `x-request-id` or a new one), available to handlers.
-#[derive(Clone)]
-pub(crate) struct RequestId(pub(crate) HeaderValue);
-
-/// Time a handler spent waiting on providers, left in the response's extensions so the
-/// middleware can report the gateway's own share of the request.
-#[derive(Clone, Copy)]
-pub(crate) struct UpstreamTime(pub(crate) Duration);
-
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const X_OVERHEAD: HeaderName = HeaderName::from_static("x-bifrost-overhead-us");
-const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
-
-fn request_id(headers: &HeaderMap) -> HeaderValue {
-    match headers.get(&X_REQUEST_ID) {
-        Some(v) if !v.is_empty() && v.len() <= 128 && v.to_str().is_ok() => v.clone(),
-        _ => {
-            let mut buf = [0u8; 32];
-            let n = fastrand::u128(..);
-            for (i, b) in buf.iter_mut().enumerate() {
-                let nibble = ((n >> (124 - 4 * i)) & 0xf) as u8;
-                *b = if nibble < 10 {
-                    b'0' + nibble
-                } else {
-                    b'a' + nibble - 10
-                };
-            }
-            HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("0"))
-        }
-    }
-}
-
-fn method_label(m: &Method) -> &'static str {
-    match *m {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::OPTIONS => "OPTIONS",
-        Method::HEAD => "HEAD",
-        Method::PATCH => "PATCH",
-        _ => "OTHER",
-    }
-}
-
-/// Request id, HTTP metrics, the gateway-overhead header and one debug log line per request.
-///
-/// Overhead = time from the request reaching this layer until the response (for streams:
-/// its headers) is ready, minus the time spent waiting on providers (`UpstreamTime`).
-///
-/// It also answers an oversized request (by its `Content-Length`) with 413 before the body is
-/// read: one middleware instead of two, since each costs a boxed future per request.
-async fn observe(
-    State((st, max_body)): State<(AppState, usize)>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let _in_flight = crate::spin::InFlight::start();
-    let id = request_id(req.headers());
-    // The router is per worker, so this clone touches a worker-local count.
-    let matched = req.extensions().get::<MatchedPath>().cloned();
-    let method = method_label(req.method());
-    let custom: Vec<Label> = st
-        .prometheus_labels
-        .iter()
-        .map(|l| {
-            let v = req
-                .headers()
-                .get(format!("x-bf-prom-{l}"))
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            Label::new(l.clone(), v.to_owned())
-        })
-        .collect();
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let mut resp = match oversized(&req, max_body) {
-        Some(refused) => refused,
-        // A panicking handler answers a JSON 500; the connection and the process stay up.
-        None => match AssertUnwindSafe(next.run(req)).catch_unwind().await {
-            Ok(resp) => resp,
-            Err(_) => http_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "internal error",
-            ),
-        },
-    };
-    let total = started.elapsed();
-    let status = resp.status().as_u16();
-    let path = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
-    // Every answer carries its overhead; those that called no provider have no upstream time.
-    let upstream = resp
-        .extensions()
-        .get::<UpstreamTime>()
-        .map_or(Duration::ZERO, |UpstreamTime(u)| *u);
-    let overhead = total.saturating_sub(upstream);
-    {
-        let h = resp.headers_mut();
-        h.insert(
-            X_OVERHEAD,
-            HeaderValue::from(u64::try_from(overhead.as_micros()).unwrap_or(u64::MAX)),
-        );
-        let mut timing = String::with_capacity(48);
-        timing.push_str("gateway;dur=");
-        push_millis(&mut timing, overhead);
-        timing.push_str(", upstream;dur=");
-        push_millis(&mut timing, upstream);
-        if let Ok(v) = HeaderValue::from_str(&timing) {
-            h.insert(SERVER_TIMING, v);
-        }
-    }
-    tracing::debug!(request_id = ?id, method, path, status, "request");
-    resp.headers_mut().insert(X_REQUEST_ID, id);
-    let scrape = path == "/metrics";
-    with_http_series(path, method, status, |series| {
-        if !scrape {
-            series.overhead.record(overhead.as_secs_f64());
-        }
-        if custom.is_empty() && !scrape {
-            series.duration.record(total.as_secs_f64());
-            series.requests.increment(1);
-        }
-    });
-    if !custom.is_empty() && !scrape {
-        let mut labels = Vec::with_capacity(3 + custom.len());
-        labels.extend([
-            Label::new("path", interned_label(path)),
-            Label::new("method", method),
-            Label::new("status", status_label(status)),
-        ]);
-        labels.extend(custom);
-        metrics::histogram!(HTTP_DURATION, labels.iter()).record(total.as_secs_f64());
-        metrics::counter!(HTTP_REQUESTS, labels.iter()).increment(1);
-    }
-    resp
-}
-
-/// Appends `d` in milliseconds with three decimals (`12.345`), from integer microseconds:
-/// `format!` with float or padded arguments cost more than the rest of the header work.
-fn push_millis(out: &mut String, d: Duration) {
-    let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-    let mut digits = [0u8; 20];
-    let mut n = us / 1000;
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let frac = us % 1000;
-    for b in &digits[i..] {
-        out.push(char::from(*b));
-    }
-    out.push('.');
-    for div in [100, 10, 1] {
-        out.push(char::from(b'0' + (frac / div % 10) as u8));
-    }
-}
-
-/// The HTTP series of one (route, method, status), registered once: a labelled lookup in the
-/// recorder per request showed up in profiles. Bounded: routes are interned (bounded) and
-/// statuses are few.
-struct HttpSeries {
-    requests: metrics::Counter,
-    duration: metrics::Histogram,
-    overhead: metrics::Histogram,
-}
-
-fn http_series(path: &str, method: &'static str, status: u16) -> Arc<HttpSeries> {
-    type Key = (SharedString, &'static str, u16);
-    static CACHE: OnceLock<RwLock<HashMap<Key, Arc<HttpSeries>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| RwLock::new(HashMap::new()));
-    let path = interned_label(path);
-    let key = (path.clone(), method, status);
-    if let Ok(map) = cache.read()
-        && let Some(s) = map.get(&key)
-    {
-        return Arc::clone(s);
-    }
-    let labels = [
-        Label::new("path", path.clone()),
-        Label::new("method", method),
-        Label::new("status", status_label(status)),
-    ];
-    let series = Arc::new(HttpSeries {
-        requests: metrics::counter!(HTTP_REQUESTS, labels.iter()),
-        duration: metrics::histogram!(HTTP_DURATION, labels.iter()),
-        overhead: metrics::histogram!(GATEWAY_OVERHEAD, "path" => path.clone()),
-    });
-    if let Ok(mut map) = cache.write() {
-        return Arc::clone(map.entry(key).or_insert(series));
-    }
-    series
-}
-
-thread_local! {
-    /// This worker's view of the HTTP series (routes are few, so it stays small): no lock
-    /// and no shared reference count per request.
-    static LOCAL_HTTP: LocalSeries<(&'static str, u16), HttpSeries> =
-        RefCell::new(HashMap::new());
-}
-
-/// Runs `f` on the HTTP series of (route, method, status) from this thread's cache.
-fn with_http_series<R>(
-    path: &str,
-    method: &'static str,
-    status: u16,
-    f: impl FnOnce(&HttpSeries) -> R,
-) -> R {
-    with_local(
-        &LOCAL_HTTP,
-        path,
-        (method, status),
-        || http_series(path, method, status),
-        f,
-    )
-}
-
-/// HTTP requests by path (route template), method, status (counter; Bifrost's name).
-const HTTP_REQUESTS: &str = "http_requests_total";
-/// HTTP request latency (histogram, seconds; Bifrost's name).
-const HTTP_DURATION: &str = "http_request_duration_seconds";
-/// Time spent in the gateway excluding upstream time (histogram, seconds).
-const GATEWAY_OVERHEAD: &str = "bifrost_gateway_overhead_seconds";
 
 /// Builds the request context from the headers Bifrost defines.
 pub(crate) fn context(id: &RequestId, headers: &HeaderMap) -> RequestContext {
@@ -627,46 +369,4 @@ async fn method_not_allowed(req: Request) -> Response {
             req.uri().path()
         ),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn millis_print_three_decimals() {
-        for (us, text) in [(1_234_567, "1234.567"), (42, "0.042"), (0, "0.000")] {
-            let mut s = String::new();
-            push_millis(&mut s, Duration::from_micros(us));
-            assert_eq!(s, text);
-        }
-    }
-
-    #[tokio::test]
-    #[allow(clippy::panic, reason = "the handler under test panics on purpose")]
-    async fn a_panicking_handler_answers_a_json_500() {
-        use tower::ServiceExt;
-        let cfg = bifrost_core::BifrostConfig::from_json("{}").unwrap();
-        let state = AppState::new(SharedState {
-            bifrost: Bifrost::builder(cfg).build().unwrap(),
-            metrics: None,
-            prometheus_labels: Arc::from(Vec::new()),
-        });
-        async fn boom() -> &'static str {
-            panic!("boom")
-        }
-        let app: Router = Router::new()
-            .route("/boom", get(boom))
-            .layer(middleware::from_fn_with_state(
-                (state.clone(), 1024),
-                observe,
-            ))
-            .with_state(state);
-        let req = Request::get("/boom").body(Body::empty()).unwrap();
-        let resp = app.oneshot(req).await.unwrap();
-        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert!(v.to_string().contains("internal error"), "{v}");
-    }
 }

@@ -6,6 +6,7 @@ pub mod body_timeout;
 pub mod cli;
 pub mod errors;
 pub mod logging;
+mod observe;
 pub mod parse;
 pub mod server;
 pub mod spin;

@@ -364,13 +364,8 @@ pub(crate) fn keyed_request(
         .timeout(opts.timeout);
     let api_key = opts.api_key();
     if !api_key.is_empty() {
-        let mut value = http::HeaderValue::from_str(api_key).map_err(|_| {
-            BifrostError::gateway(
-                500,
-                "invalid_api_key",
-                format!("the {provider} API key contains characters not allowed in a header"),
-            )
-        })?;
+        let mut value =
+            http::HeaderValue::from_str(api_key).map_err(|_| invalid_api_key(provider))?;
         value.set_sensitive(true);
         rb = rb.header(key_header, value);
     }
@@ -378,6 +373,15 @@ pub(crate) fn keyed_request(
         rb = rb.header(k.as_str(), v.as_str());
     }
     Ok(rb)
+}
+
+/// A key that cannot be sent as a header value; the message names the provider, not the key.
+pub(crate) fn invalid_api_key(provider: &ProviderKey) -> BifrostError {
+    BifrostError::gateway(
+        500,
+        "invalid_api_key",
+        format!("the {provider} API key contains characters not allowed in a header"),
+    )
 }
 
 /// Strips a trailing `/` and the version segment so both `https://api.openai.com` and

@@ -3,11 +3,11 @@
 //! A compatible provider differs only by a [`Dialect`] (base URL, paths, auth, operations and a
 //! few body hooks) that its own module declares; the HTTP and JSON code here is shared.
 
-use crate::providers::pool::{HttpClient, Response, SendError};
+use crate::providers::pool::{HttpClient, Outgoing, Response, SendError};
 use std::borrow::Cow;
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue, header};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -16,7 +16,7 @@ use crate::schemas::{
     BifrostError, BifrostRequest, BifrostResponse, ChatMessage, EmbeddingInput, ErrorBody,
     ModelList, ModelParameters, PromptInput, ProviderKey, RequestInput, RequestType, Usage,
 };
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 /// OpenAI's API root (the version segment is added per route).
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com";
@@ -260,50 +260,85 @@ impl OpenAIProvider {
         BifrostError::unsupported_operation(&self.key, operation)
     }
 
-    /// A request to `url` with the configured headers, the key as the dialect sends it, the
-    /// caller's extra headers and the attempt timeout (shared by Cohere and Azure).
-    pub(crate) fn request(
-        &self,
-        method: reqwest::Method,
-        url: &str,
-        opts: CallOptions<'_>,
-    ) -> reqwest::RequestBuilder {
-        // The fixed endpoints are parsed once; parsing a URL (with IDNA host checks) per
-        // request showed up in profiles.
-        let rb = match self.parsed.iter().find(|u| u.as_str() == url) {
-            Some(parsed) => self.client.request(method, parsed.clone()),
-            None => self.client.request(method, url),
-        };
-        let mut rb = rb.headers(self.headers.clone()).timeout(opts.timeout);
+    /// The headers of a call: the configured ones, the key as the dialect sends it (marked
+    /// sensitive, so no debug output shows it) and the caller's extra headers.
+    fn headers_for(&self, opts: CallOptions<'_>) -> Result<HeaderMap, BifrostError> {
+        let mut headers = self.headers.clone();
         let api_key = opts.api_key();
-        if !api_key.is_empty() {
-            match self.dialect.auth {
-                Auth::Bearer => rb = rb.bearer_auth(api_key),
-                Auth::Header(name) => match HeaderValue::from_str(api_key) {
-                    Ok(mut v) => {
-                        // Kept out of reqwest's and hyper's debug output, like a bearer token.
-                        v.set_sensitive(true);
-                        rb = rb.header(name, v);
-                    }
-                    // An unusable value fails the request when it is built, naming no secret.
-                    Err(_) => rb = rb.header(name, api_key),
-                },
-                Auth::None => {}
+        let auth = match self.dialect.auth {
+            _ if api_key.is_empty() => None,
+            Auth::Bearer => {
+                let mut v = BytesMut::with_capacity(7 + api_key.len());
+                v.extend_from_slice(b"Bearer ");
+                v.extend_from_slice(api_key.as_bytes());
+                Some((
+                    header::AUTHORIZATION,
+                    HeaderValue::from_maybe_shared(v.freeze()),
+                ))
             }
+            Auth::Header(name) => Some((
+                HeaderName::from_static(name),
+                HeaderValue::from_str(api_key),
+            )),
+            Auth::None => None,
+        };
+        if let Some((name, value)) = auth {
+            let mut value = value.map_err(|_| super::invalid_api_key(&self.key))?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
         }
         for (k, v) in opts.extra_headers {
-            rb = rb.header(k.as_str(), v.as_str());
+            let name = HeaderName::from_bytes(k.as_bytes());
+            match (name, HeaderValue::from_str(v)) {
+                (Ok(name), Ok(value)) => headers.append(name, value),
+                _ => {
+                    return Err(BifrostError::invalid_request(format!(
+                        "extra header {k:?} is not a valid HTTP header"
+                    )));
+                }
+            };
         }
-        rb
+        Ok(headers)
     }
 
-    /// Sends `rb` on this provider's pools; a failure to get any answer becomes the typed
-    /// transport error (Cohere and Azure send through here too).
-    pub(crate) async fn send(&self, rb: reqwest::RequestBuilder) -> Result<Response, BifrostError> {
+    /// Sends `method url` with `body` and this call's headers on the provider's pools; a
+    /// failure to get any answer becomes the typed transport error (Cohere and Azure send
+    /// through here too).
+    async fn send(
+        &self,
+        method: http::Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Bytes,
+        opts: CallOptions<'_>,
+    ) -> Result<Response, BifrostError> {
+        let out = Outgoing {
+            method,
+            url,
+            // The fixed endpoints are parsed once: parsing a URL (with IDNA host checks)
+            // per request showed up in profiles of the reqwest path.
+            parsed: self.parsed.iter().find(|u| u.as_str() == url),
+            headers,
+            body,
+            timeout: opts.timeout,
+        };
         self.client
-            .send(rb)
+            .send_parts(out)
             .await
             .map_err(|e| transport_error(&self.key, e))
+    }
+
+    /// `GET url`; a non-2xx answer becomes the provider's error.
+    pub(crate) async fn get(
+        &self,
+        url: &str,
+        opts: CallOptions<'_>,
+    ) -> Result<Response, BifrostError> {
+        let headers = self.headers_for(opts)?;
+        let resp = self
+            .send(http::Method::GET, url, headers, Bytes::new(), opts)
+            .await?;
+        check_status(resp).await
     }
 
     /// POSTs `body` as JSON; a non-2xx answer becomes the provider's error.
@@ -315,14 +350,14 @@ impl OpenAIProvider {
     ) -> Result<Response, BifrostError> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| BifrostError::invalid_request(format!("cannot encode request: {e}")))?;
-        let rb = self
-            .request(reqwest::Method::POST, url, opts)
-            .header(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )
-            .body(bytes);
-        let resp = self.send(rb).await?;
+        let mut headers = self.headers_for(opts)?;
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let resp = self
+            .send(http::Method::POST, url, headers, bytes.into(), opts)
+            .await?;
         check_status(resp).await
     }
 
@@ -495,10 +530,7 @@ impl OpenAIProvider {
         url: &str,
         opts: CallOptions<'_>,
     ) -> Result<ModelList, BifrostError> {
-        let resp = self
-            .send(self.request(reqwest::Method::GET, url, opts))
-            .await?;
-        let resp = check_status(resp).await?;
+        let resp = self.get(url, opts).await?;
         let bytes = resp
             .bytes()
             .await

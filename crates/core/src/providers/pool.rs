@@ -226,28 +226,80 @@ impl HttpClient {
             && req.url().password().is_none()
             && let Some(pool) = self.with_pools(|p| p.lean.clone())
         {
-            // One timer for headers and body alike, as reqwest's total timeout.
-            let mut deadline = req.timeout().map(|t| Box::pin(tokio::time::sleep(*t)));
+            let timeout = req.timeout().copied();
             let (req, addr) = to_http(req)?;
-            let call = pool.send(addr, req);
-            let (resp, slot) = match deadline.as_mut() {
-                Some(sleep) => tokio::select! {
-                    biased;
-                    r = call => r,
-                    () = sleep.as_mut() => return Err(SendError::Timeout),
-                },
-                None => call.await,
-            }?;
-            return Ok(Response(resp.map(|inner| {
-                UpstreamBody::Lean(DeadlineBody {
-                    inner,
-                    deadline,
-                    slot: Some(slot),
-                })
-            })));
+            return send_lean(pool, addr, req, timeout).await;
         }
-        Ok(client.execute(req).await?.into())
+        // Boxed: reqwest's future is large and this path is the rare one.
+        Ok(Box::pin(client.execute(req)).await?.into())
     }
+
+    /// Sends `out` like [`HttpClient::send`], building hyper's request straight from its
+    /// parts on the lean path: reqwest's builder, its `Request` and the conversion from it
+    /// cost more than the rest of the upstream leg's request side.
+    pub async fn send_parts(&self, out: Outgoing<'_>) -> Result<Response, SendError> {
+        if out.url.starts_with("http://")
+            && let Some(pool) = self.with_pools(|p| p.lean.clone())
+            && let Ok((path, host, addr)) = target(out.url)
+        {
+            let mut req = http::Request::new(reqwest::Body::from(out.body));
+            *req.method_mut() = out.method;
+            *req.uri_mut() = path;
+            *req.headers_mut() = out.headers;
+            req.headers_mut().entry(http::header::HOST).or_insert(host);
+            return send_lean(pool, addr, req, Some(out.timeout)).await;
+        }
+        let rb = match out.parsed {
+            Some(url) => self.request(out.method, url.clone()),
+            None => self.request(out.method, out.url),
+        };
+        let rb = rb.headers(out.headers).timeout(out.timeout).body(out.body);
+        Box::pin(self.send(rb)).await
+    }
+}
+
+/// A request as its parts, for [`HttpClient::send_parts`].
+#[derive(Debug)]
+pub struct Outgoing<'a> {
+    /// The method.
+    pub method: http::Method,
+    /// The full URL.
+    pub url: &'a str,
+    /// `url` parsed ahead of time, when the caller keeps it (spares reqwest a parse).
+    pub parsed: Option<&'a reqwest::Url>,
+    /// Every header but `Host`.
+    pub headers: http::HeaderMap,
+    /// The body.
+    pub body: Bytes,
+    /// Bounds the whole exchange, response body included.
+    pub timeout: Duration,
+}
+
+/// `req` on a kept-alive connection of `pool` to `addr`, within `timeout` for headers and
+/// body alike (as reqwest's total timeout).
+async fn send_lean(
+    pool: Arc<LeanPool>,
+    addr: Arc<str>,
+    req: http::Request<reqwest::Body>,
+    timeout: Option<Duration>,
+) -> Result<Response, SendError> {
+    let mut deadline = timeout.map(|t| Box::pin(tokio::time::sleep(t)));
+    let call = pool.send(addr, req);
+    let (resp, slot) = match deadline.as_mut() {
+        Some(sleep) => tokio::select! {
+            biased;
+            r = call => r,
+            () = sleep.as_mut() => return Err(SendError::Timeout),
+        },
+        None => call.await,
+    }?;
+    Ok(Response(resp.map(|inner| {
+        UpstreamBody::Lean(DeadlineBody {
+            inner,
+            deadline,
+            slot: Some(slot),
+        })
+    })))
 }
 
 /// Longest a kept-alive upstream connection waits unused before it is closed.
@@ -405,6 +457,10 @@ impl Target {
             .parse()
             .map_err(|e: http::uri::InvalidUri| invalid(e.to_string()))?;
         let authority = uri.authority().ok_or_else(|| invalid("no host".into()))?;
+        if authority.as_str().contains('@') {
+            // Credentials in the URL are reqwest's to send (as basic auth).
+            return Err(invalid("credentials in the URL".into()));
+        }
         let path = match uri.path_and_query() {
             Some(pq) => http::Uri::from(pq.clone()),
             None => http::Uri::from_static("/"),
@@ -436,8 +492,23 @@ thread_local! {
 fn to_http(
     mut req: reqwest::Request,
 ) -> Result<(http::Request<reqwest::Body>, Arc<str>), SendError> {
-    let url = req.url().as_str();
-    let (path, host, addr) = TARGETS.with(|cell| {
+    let (path, host, addr) = target(req.url().as_str())?;
+    let body = req
+        .body_mut()
+        .take()
+        .unwrap_or_else(|| reqwest::Body::from(Bytes::new()));
+    let mut out = http::Request::new(body);
+    *out.method_mut() = req.method().clone();
+    *out.version_mut() = http::Version::HTTP_11;
+    *out.uri_mut() = path;
+    *out.headers_mut() = std::mem::take(req.headers_mut());
+    out.headers_mut().entry(http::header::HOST).or_insert(host);
+    Ok((out, addr))
+}
+
+/// `url`'s origin-form target, `Host` value and `host:port`, from the per-thread cache.
+fn target(url: &str) -> Result<(http::Uri, http::HeaderValue, Arc<str>), SendError> {
+    TARGETS.with(|cell| {
         let mut targets = cell.borrow_mut();
         let t = match targets.iter().position(|t| &*t.url == url) {
             Some(i) => &targets[i],
@@ -450,19 +521,8 @@ fn to_http(
                 &targets[targets.len() - 1]
             }
         };
-        Ok::<_, SendError>((t.path.clone(), t.host.clone(), Arc::clone(&t.addr)))
-    })?;
-    let body = req
-        .body_mut()
-        .take()
-        .unwrap_or_else(|| reqwest::Body::from(Bytes::new()));
-    let mut out = http::Request::new(body);
-    *out.method_mut() = req.method().clone();
-    *out.version_mut() = http::Version::HTTP_11;
-    *out.uri_mut() = path;
-    *out.headers_mut() = std::mem::take(req.headers_mut());
-    out.headers_mut().entry(http::header::HOST).or_insert(host);
-    Ok((out, addr))
+        Ok((t.path.clone(), t.host.clone(), Arc::clone(&t.addr)))
+    })
 }
 
 /// An upstream response from either path.

@@ -21,7 +21,7 @@ mod stream;
 use crate::providers::pool::HttpClient;
 use http::HeaderMap;
 
-use super::openai::{self, Auth, Dialect, OpenAIProvider, Operations, check_status, join_url};
+use super::openai::{self, Auth, Dialect, OpenAIProvider, Operations, join_url};
 use super::{CallOptions, Provider, ResponseStream, SetupError, compatible, normalize_base_url};
 use crate::config::ProviderConfig;
 use crate::schemas::{
@@ -189,11 +189,9 @@ impl Provider for CohereProvider {
         if !self.supports.list_models {
             return Err(self.unsupported("listing models"));
         }
-        let rb = self
+        let bytes = self
             .http
-            .request(reqwest::Method::GET, &self.models_url, opts);
-        let resp = self.http.send(rb).await?;
-        let bytes = check_status(resp)
+            .get(&self.models_url, opts)
             .await?
             .bytes()
             .await
