@@ -1,12 +1,13 @@
 //! The router: routes, shared state and the layers around them.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -172,6 +173,29 @@ pub(crate) fn context(id: &RequestId, headers: &HeaderMap) -> RequestContext {
     ctx
 }
 
+/// What an inference handler takes of its request: the id `observe` gave it, the headers
+/// (moved out; the `HeaderMap` extractor clones them) and the body, read within the body
+/// limit.
+pub(crate) struct Inbound {
+    pub(crate) id: RequestId,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Result<Bytes, BytesRejection>,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Inbound {
+    type Rejection = Infallible;
+
+    async fn from_request(mut req: Request, state: &S) -> Result<Self, Infallible> {
+        let id = req
+            .extensions_mut()
+            .remove::<RequestId>()
+            .unwrap_or_else(|| RequestId(HeaderValue::from_static("unknown")));
+        let headers = std::mem::take(req.headers_mut());
+        let body = Bytes::from_request(req, state).await;
+        Ok(Self { id, headers, body })
+    }
+}
+
 /// The request body, or the error response (in `dialect`) for a body that could not be read.
 pub(crate) fn body_or_error_in(
     dialect: Dialect,
@@ -298,27 +322,21 @@ pub(crate) fn log_error(ctx: &RequestContext, e: &bifrost_core::schemas::Bifrost
 
 async fn chat_completions(
     State(st): State<AppState>,
-    axum::Extension(id): axum::Extension<RequestId>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Inbound { id, headers, body }: Inbound,
 ) -> Response {
     inference(st, id, headers, body, Route::Chat).await
 }
 
 async fn text_completions(
     State(st): State<AppState>,
-    axum::Extension(id): axum::Extension<RequestId>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Inbound { id, headers, body }: Inbound,
 ) -> Response {
     inference(st, id, headers, body, Route::Text).await
 }
 
 async fn embeddings(
     State(st): State<AppState>,
-    axum::Extension(id): axum::Extension<RequestId>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Inbound { id, headers, body }: Inbound,
 ) -> Response {
     inference(st, id, headers, body, Route::Embedding).await
 }

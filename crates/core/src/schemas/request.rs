@@ -237,13 +237,45 @@ impl ChatMessage {
 }
 
 /// Message content: a string or a list of typed parts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum MessageContent {
     /// Plain text.
     Text(String),
     /// Text, image, audio or file parts.
     Parts(Vec<ContentPart>),
+}
+
+/// By the JSON type at hand: `untagged` would first copy every message's content into a
+/// buffer and then try each variant on it, and its error would not say what was wrong.
+impl<'de> Deserialize<'de> for MessageContent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Content;
+        impl<'de> serde::de::Visitor<'de> for Content {
+            type Value = MessageContent;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an array of content parts")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(MessageContent::Text(s.to_owned()))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Self::Value, E> {
+                Ok(MessageContent::Text(s))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                Vec::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(MessageContent::Parts)
+            }
+        }
+        d.deserialize_any(Content)
+    }
 }
 
 /// One content part. Kept as a struct (not an enum) so unknown part types pass through.
@@ -421,6 +453,29 @@ pub struct ModelParameters {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn content_is_text_or_parts_and_anything_else_is_named() {
+        let text: MessageContent = serde_json::from_str(r#""hi""#).unwrap();
+        assert_eq!(text, MessageContent::Text("hi".into()));
+        let parts: MessageContent = serde_json::from_str(
+            r#"[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"u"}}]"#,
+        )
+        .unwrap();
+        let MessageContent::Parts(parts) = parts else {
+            panic!("parts expected")
+        };
+        assert_eq!((parts.len(), parts[0].text.as_deref()), (2, Some("a")));
+        let err = serde_json::from_str::<MessageContent>("42").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("expected a string or an array of content parts"),
+            "{err}"
+        );
+        let m: ChatMessage =
+            serde_json::from_str(r#"{"role":"assistant","content":null}"#).unwrap();
+        assert_eq!(m.content, None);
+    }
 
     #[test]
     fn fallbacks_accept_strings_and_objects() {

@@ -29,7 +29,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -46,7 +45,8 @@ use serde_json::{Map, Value, json};
 
 use super::{Lost, StreamEncoder, add_dropped_header, apply_param_policy, json_ok, route_model};
 use crate::app::{
-    AppState, RequestId, UpstreamTime, add_attempt_headers, body_or_error_in, context, log_error,
+    AppState, Inbound, RequestId, UpstreamTime, add_attempt_headers, body_or_error_in, context,
+    log_error,
 };
 use crate::errors::Dialect;
 
@@ -198,12 +198,7 @@ fn prepare(
     })
 }
 
-async fn messages(
-    State(st): State<AppState>,
-    axum::Extension(id): axum::Extension<RequestId>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn messages(State(st): State<AppState>, Inbound { id, headers, body }: Inbound) -> Response {
     let body = match body_or_error_in(DIALECT, body) {
         Ok(b) => b,
         Err(resp) => return resp,
@@ -334,9 +329,7 @@ impl StreamEncoder for AnthropicEvents {
 
 async fn count_tokens(
     State(st): State<AppState>,
-    axum::Extension(id): axum::Extension<RequestId>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Inbound { id, headers, body }: Inbound,
 ) -> Response {
     let body = match body_or_error_in(DIALECT, body) {
         Ok(b) => b,

@@ -26,7 +26,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -51,7 +50,8 @@ use serde_json::{Map, Value};
 
 use super::{Lost, add_dropped_header, apply_param_policy, json_ok, sse_headers};
 use crate::app::{
-    AppState, RequestId, UpstreamTime, add_attempt_headers, body_or_error_in, context, log_error,
+    AppState, Inbound, RequestId, UpstreamTime, add_attempt_headers, body_or_error_in, context,
+    log_error,
 };
 use crate::errors::Dialect;
 
@@ -224,10 +224,8 @@ impl Call {
 /// `POST /genai/{version}/models/{model}:{method}`.
 async fn model_method(
     State(st): State<AppState>,
-    axum::Extension(id): axum::Extension<RequestId>,
     Path((version, rest)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Inbound { id, headers, body }: Inbound,
 ) -> Response {
     if let Err(resp) = check_version(&version) {
         return resp;

@@ -28,7 +28,8 @@ use serde_json::value::RawValue;
 
 use super::{Lost, StreamEncoder, add_dropped_header, apply_param_policy, json_ok, route_model};
 use crate::app::{
-    AppState, RequestId, UpstreamTime, add_attempt_headers, body_or_error_in, context, log_error,
+    AppState, Inbound, RequestId, UpstreamTime, add_attempt_headers, body_or_error_in, context,
+    log_error,
 };
 use crate::errors::Dialect;
 use crate::parse::{Route, parse};
@@ -200,59 +201,44 @@ impl StreamEncoder for OpenAIChunks {
     }
 }
 
-async fn chat(
-    State(st): State<AppState>,
-    axum::Extension(id): axum::Extension<RequestId>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn chat(State(st): State<AppState>, Inbound { id, headers, body }: Inbound) -> Response {
     inference(st, id, headers, body, Route::Chat, None).await
 }
 
 async fn completions(
     State(st): State<AppState>,
-    axum::Extension(id): axum::Extension<RequestId>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Inbound { id, headers, body }: Inbound,
 ) -> Response {
     inference(st, id, headers, body, Route::Text, None).await
 }
 
 async fn embeddings(
     State(st): State<AppState>,
-    axum::Extension(id): axum::Extension<RequestId>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Inbound { id, headers, body }: Inbound,
 ) -> Response {
     inference(st, id, headers, body, Route::Embedding, None).await
 }
 
 async fn deployment_chat(
     State(st): State<AppState>,
-    axum::Extension(id): axum::Extension<RequestId>,
     Path(deployment): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Inbound { id, headers, body }: Inbound,
 ) -> Response {
     inference(st, id, headers, body, Route::Chat, Some(deployment)).await
 }
 
 async fn deployment_completions(
     State(st): State<AppState>,
-    axum::Extension(id): axum::Extension<RequestId>,
     Path(deployment): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Inbound { id, headers, body }: Inbound,
 ) -> Response {
     inference(st, id, headers, body, Route::Text, Some(deployment)).await
 }
 
 async fn deployment_embeddings(
     State(st): State<AppState>,
-    axum::Extension(id): axum::Extension<RequestId>,
     Path(deployment): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Inbound { id, headers, body }: Inbound,
 ) -> Response {
     inference(st, id, headers, body, Route::Embedding, Some(deployment)).await
 }
