@@ -276,10 +276,16 @@ impl OpenAIProvider {
                     HeaderValue::from_maybe_shared(v.freeze()),
                 ))
             }
-            Auth::Header(name) => Some((
-                HeaderName::from_static(name),
-                HeaderValue::from_str(api_key),
-            )),
+            Auth::Header(name) => {
+                let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    BifrostError::gateway(
+                        500,
+                        "invalid_auth_header",
+                        format!("{}: {name:?} is not a valid header name", self.key),
+                    )
+                })?;
+                Some((name, HeaderValue::from_str(api_key)))
+            }
             Auth::None => None,
         };
         if let Some((name, value)) = auth {
@@ -302,8 +308,7 @@ impl OpenAIProvider {
     }
 
     /// Sends `method url` with `body` and this call's headers on the provider's pools; a
-    /// failure to get any answer becomes the typed transport error (Cohere and Azure send
-    /// through here too).
+    /// failure to get any answer becomes the typed transport error.
     async fn send(
         &self,
         method: http::Method,
@@ -698,6 +703,34 @@ mod tests {
     use super::*;
     use crate::schemas::{FunctionDef, Role, Tool};
     use serde_json::json;
+
+    #[test]
+    fn extra_headers_are_added_and_a_bad_one_is_a_400() {
+        let p = OpenAIProvider::new(
+            ProviderKey::OpenAI,
+            reqwest::Client::new(),
+            "http://127.0.0.1:9",
+            HeaderMap::new(),
+        );
+        let opts = |extra| CallOptions {
+            key: None,
+            extra_headers: extra,
+            raw_response: false,
+            wire_body: false,
+            timeout: Duration::from_secs(1),
+            native: None,
+        };
+        let good = [("x-team".to_owned(), "core".to_owned())];
+        let h = p.headers_for(opts(&good)).unwrap();
+        assert_eq!(h["x-team"], "core");
+        assert!(
+            !h.contains_key(header::AUTHORIZATION),
+            "no key, no auth header"
+        );
+        let bad = [("bad header".to_owned(), "v".to_owned())];
+        let e = p.headers_for(opts(&bad)).unwrap_err();
+        assert_eq!(e.http_status(), 400, "{e}");
+    }
 
     #[test]
     fn a_relayed_body_is_summarized_and_must_be_json() {

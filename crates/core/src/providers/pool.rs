@@ -780,6 +780,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn requests_from_parts_go_out_on_either_path() {
+        let (url, accepted) = keep_alive_server(10).await;
+        let parsed = reqwest::Url::parse(&url).unwrap();
+        // Lean (plain http with a pool), reqwest (no lean pool, as with a proxy), reqwest with
+        // the URL parsed ahead, and credentials in the URL (reqwest's to send).
+        let with_user = url.replacen("http://", "http://u:p@", 1);
+        let cases = [
+            (lean(), url.as_str(), None),
+            (counting().0, url.as_str(), None),
+            (counting().0, url.as_str(), Some(&parsed)),
+            (lean(), with_user.as_str(), None),
+        ];
+        for (client, url, parsed) in cases {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("x-a", http::HeaderValue::from_static("b"));
+            let out = Outgoing {
+                method: http::Method::POST,
+                url,
+                parsed,
+                headers,
+                body: Bytes::from_static(b"{}"),
+                timeout: Duration::from_secs(5),
+            };
+            let resp = client.send_parts(out).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            assert_eq!(resp.bytes().await.unwrap(), "hi");
+        }
+        assert!(accepted.load(Ordering::Relaxed) >= 1);
+    }
+
+    #[tokio::test]
     async fn a_pooled_connection_the_upstream_dropped_is_replaced() {
         // One answer per connection, but without `connection: close`: the client learns
         // only when it tries the idle connection again.
