@@ -242,11 +242,8 @@ impl HttpClient {
             && let Some(pool) = self.with_pools(|p| p.lean.clone())
             && let Ok((path, host, addr)) = target(out.url)
         {
-            let mut req = http::Request::new(reqwest::Body::from(out.body));
-            *req.method_mut() = out.method;
-            *req.uri_mut() = path;
-            *req.headers_mut() = out.headers;
-            req.headers_mut().entry(http::header::HOST).or_insert(host);
+            let body = reqwest::Body::from(out.body);
+            let req = lean_request(out.method, path, host, out.headers, body);
             return send_lean(pool, addr, req, Some(out.timeout)).await;
         }
         let rb = match out.parsed {
@@ -497,13 +494,26 @@ fn to_http(
         .body_mut()
         .take()
         .unwrap_or_else(|| reqwest::Body::from(Bytes::new()));
+    let headers = std::mem::take(req.headers_mut());
+    let out = lean_request(req.method().clone(), path, host, headers, body);
+    Ok((out, addr))
+}
+
+/// An HTTP/1.1 request to `path` (origin form) with `Host` set unless `headers` has one.
+fn lean_request(
+    method: http::Method,
+    path: http::Uri,
+    host: http::HeaderValue,
+    headers: http::HeaderMap,
+    body: reqwest::Body,
+) -> http::Request<reqwest::Body> {
     let mut out = http::Request::new(body);
-    *out.method_mut() = req.method().clone();
+    *out.method_mut() = method;
     *out.version_mut() = http::Version::HTTP_11;
     *out.uri_mut() = path;
-    *out.headers_mut() = std::mem::take(req.headers_mut());
+    *out.headers_mut() = headers;
     out.headers_mut().entry(http::header::HOST).or_insert(host);
-    Ok((out, addr))
+    out
 }
 
 /// `url`'s origin-form target, `Host` value and `host:port`, from the per-thread cache.
