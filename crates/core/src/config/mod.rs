@@ -207,8 +207,20 @@ pub struct NetworkConfig {
     /// Backoff cap; integer milliseconds or a duration string (`"5s"`).
     #[serde(with = "duration", alias = "retry_backoff_max_ms")]
     pub retry_backoff_max: Duration,
-    /// Longest silence allowed between two stream chunks.
+    /// Longest silence allowed between two stream chunks. A stream's body has no total
+    /// limit: a reasoning model may stream for minutes as long as chunks keep coming.
     pub stream_idle_timeout_in_seconds: u64,
+    /// Longest a new upstream connection may take to establish (TCP, and TLS for HTTPS).
+    pub connect_timeout_in_seconds: u64,
+    /// An upstream connection unused this long is closed. Shorter than common upstream
+    /// keep-alives (nginx 75 s, load balancers 60 s), so the gateway closes first and a
+    /// request is not written to a connection the upstream is closing.
+    pub idle_connection_timeout_in_seconds: u64,
+    /// Largest non-streamed upstream answer read, in MiB; larger ones fail with a 502.
+    pub max_response_body_size_mb: usize,
+    /// Largest single upstream stream event (one SSE event or one JSON line), in KiB; a larger
+    /// one ends the stream with an error event.
+    pub max_stream_event_size_kb: usize,
 }
 
 impl Default for NetworkConfig {
@@ -221,6 +233,10 @@ impl Default for NetworkConfig {
             retry_backoff_initial: Duration::from_millis(500),
             retry_backoff_max: Duration::from_secs(5),
             stream_idle_timeout_in_seconds: 60,
+            connect_timeout_in_seconds: 10,
+            idle_connection_timeout_in_seconds: 30,
+            max_response_body_size_mb: 32,
+            max_stream_event_size_kb: 1024,
         }
     }
 }
@@ -233,6 +249,22 @@ impl NetworkConfig {
     /// The stream idle timeout as a `Duration`.
     pub fn stream_idle_timeout(&self) -> Duration {
         Duration::from_secs(self.stream_idle_timeout_in_seconds)
+    }
+    /// The connect timeout as a `Duration`.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_in_seconds)
+    }
+    /// The upstream idle-connection timeout as a `Duration`.
+    pub fn idle_connection_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_connection_timeout_in_seconds)
+    }
+    /// The largest non-streamed answer, in bytes.
+    pub fn max_response_body_bytes(&self) -> usize {
+        self.max_response_body_size_mb.saturating_mul(1024 * 1024)
+    }
+    /// The largest single stream event, in bytes.
+    pub fn max_stream_event_bytes(&self) -> usize {
+        self.max_stream_event_size_kb.saturating_mul(1024)
     }
 }
 
