@@ -11,7 +11,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::config::{BifrostConfig, NetworkConfig, ResolvedKey};
-use crate::keys::select_key;
+use crate::keys::{select_key, select_key_except};
 use crate::plugin::{Plugin, Plugins, PreHookOutcome, RequestContext};
 use crate::providers::native::NativeRequest;
 use crate::providers::{
@@ -147,12 +147,13 @@ impl BifrostBuilder {
     }
 }
 
-/// The non-stream operations, selecting the provider method.
+/// The operations, selecting the provider method.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Op {
     Chat,
     Text,
     Embedding,
+    ChatStream,
 }
 
 impl Op {
@@ -161,8 +162,52 @@ impl Op {
             Self::Chat => RequestType::ChatCompletion,
             Self::Text => RequestType::TextCompletion,
             Self::Embedding => RequestType::Embedding,
+            Self::ChatStream => RequestType::ChatCompletionStream,
         }
     }
+}
+
+/// What one target produced: a whole answer, or a stream with its first chunk in hand.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "moved a few times per request; boxing the answer would cost an allocation each"
+)]
+enum Outcome {
+    Whole(BifrostResponse),
+    Stream(StreamStart),
+}
+
+/// Starts a stream at `state` and waits for its first chunk (within the stream idle timeout,
+/// counted from the response headers), so a failure before anything reached the client can
+/// still be retried or fall back.
+async fn first_chunk(
+    state: &ProviderState,
+    req: &BifrostRequest,
+    opts: CallOptions<'_>,
+) -> Result<StreamStart, BifrostError> {
+    let mut s = state.imp.chat_completion_stream(req, opts).await?;
+    let idle = state.network.stream_idle_timeout();
+    let first = match tokio::time::timeout(idle, s.next()).await {
+        // The request reached the upstream: sending it again could bill it twice.
+        Err(_) => Err(BifrostError::upstream_broke(format!(
+            "{}: no stream chunk within {idle:?} of the response headers",
+            state.key
+        ))),
+        Ok(None) => Err(BifrostError::bad_upstream_response(format!(
+            "{}: stream ended without any chunk",
+            state.key
+        ))),
+        Ok(Some(Err(e))) => Err(e),
+        Ok(Some(Ok(first))) => Ok(first),
+    }?;
+    Ok(StreamStart {
+        stream: futures::stream::once(async { Ok(first) }).chain(s).boxed(),
+        permit: None,
+        provider: state.key.clone(),
+        model: req.model.clone(),
+        idle_timeout: idle,
+        ran: 0,
+    })
 }
 
 impl Bifrost {
@@ -234,33 +279,13 @@ impl Bifrost {
     pub async fn chat_completion_stream(
         &self,
         ctx: &mut RequestContext,
-        mut req: BifrostRequest,
+        req: BifrostRequest,
     ) -> Result<BifrostStream, BifrostError> {
         validate(&req)?;
-        let fallbacks = std::mem::take(&mut req.fallbacks);
-        let template = (!fallbacks.is_empty()).then(|| req.clone());
-        let err = match self.attempt_stream(ctx, req).await {
-            Ok(s) => return Ok(self.wrap_stream(ctx, s)),
-            Err(e) => e,
-        };
-        let Some(template) = template.filter(|_| err.fallbacks_allowed()) else {
-            return Err(err);
-        };
-        for (i, fb) in fallbacks.iter().enumerate() {
-            let mut r = template.clone();
-            r.provider = fb.provider.clone();
-            r.model = fb.model.clone();
-            ctx.fallback_index = Some(i);
-            metrics::counter!(telemetry::FALLBACKS, "provider" => provider_label(&fb.provider))
-                .increment(1);
-            match self.attempt_stream(ctx, r).await {
-                Ok(s) => return Ok(self.wrap_stream(ctx, s)),
-                Err(e) if !e.fallbacks_allowed() => return Err(e),
-                Err(e) => tracing::debug!(fallback = i, error = %e, "stream fallback failed"),
-            }
+        match Box::pin(self.handle_full(ctx, req, Op::ChatStream)).await? {
+            Outcome::Stream(s) => Ok(self.wrap_stream(ctx, s)),
+            Outcome::Whole(_) => Err(mismatch()),
         }
-        ctx.fallback_index = None;
-        Err(err)
     }
 
     /// Counts a chat request's input tokens at its provider (Anthropic's `count_tokens`,
@@ -275,7 +300,7 @@ impl Bifrost {
     ) -> Result<TokenCount, BifrostError> {
         validate(&req)?;
         let state = self.state(&req.provider)?;
-        let key = state.pick_key(&req.model)?;
+        let key = state.pick_key(&req.model, None)?;
         let _permit = state.queue.acquire(state.network.request_timeout()).await?;
         let opts = state.call_options(ctx, key);
         let started = Instant::now();
@@ -328,21 +353,27 @@ impl Bifrost {
         op: Op,
     ) -> Result<BifrostResponse, BifrostError> {
         validate(&req)?;
-        if req.fallbacks.is_empty() && self.inner.plugins.is_empty() {
+        let outcome = if req.fallbacks.is_empty() && self.inner.plugins.is_empty() {
             // The common case, kept small: the fallback loop and the hooks hold several KiB
             // of futures that every level above would otherwise copy on every request.
-            return self.dispatch(ctx, &req, op).await;
+            self.dispatch(ctx, &req, op).await?
+        } else {
+            Box::pin(self.handle_full(ctx, req, op)).await?
+        };
+        match outcome {
+            Outcome::Whole(r) => Ok(r),
+            Outcome::Stream(_) => Err(mismatch()),
         }
-        Box::pin(self.handle_full(ctx, req, op)).await
     }
 
-    /// [`Bifrost::handle`] with plugins or fallbacks.
+    /// The one fallback loop (streams and whole answers): the primary target, then each
+    /// fallback in order while the last error allows falling back.
     async fn handle_full(
         &self,
         ctx: &mut RequestContext,
         mut req: BifrostRequest,
         op: Op,
-    ) -> Result<BifrostResponse, BifrostError> {
+    ) -> Result<Outcome, BifrostError> {
         let fallbacks = std::mem::take(&mut req.fallbacks);
         let template = (!fallbacks.is_empty()).then(|| req.clone());
         let err = match self.attempt(ctx, req, op).await {
@@ -360,9 +391,11 @@ impl Bifrost {
             metrics::counter!(telemetry::FALLBACKS, "provider" => provider_label(&fb.provider))
                 .increment(1);
             match self.attempt(ctx, r, op).await {
-                Ok(mut resp) => {
-                    resp.extra_fields.fallback_index = Some(i);
-                    return Ok(resp);
+                Ok(mut out) => {
+                    if let Outcome::Whole(resp) = &mut out {
+                        resp.extra_fields.fallback_index = Some(i);
+                    }
+                    return Ok(out);
                 }
                 Err(e) if !e.fallbacks_allowed() => return Err(e),
                 Err(e) => tracing::debug!(fallback = i, error = %e, "fallback failed"),
@@ -372,13 +405,14 @@ impl Bifrost {
         Err(err)
     }
 
-    /// One attempt at one provider, wrapped in the plugin hooks.
+    /// One target (provider and model), wrapped in the plugin hooks. A stream that started
+    /// runs no post-hook here: plugins see its chunks and its end through the stream.
     async fn attempt(
         &self,
         ctx: &mut RequestContext,
         mut req: BifrostRequest,
         op: Op,
-    ) -> Result<BifrostResponse, BifrostError> {
+    ) -> Result<Outcome, BifrostError> {
         let plugins = &self.inner.plugins;
         if plugins.is_empty() {
             // Without plugins the hook futures are pure overhead: each one is built and moved
@@ -386,14 +420,38 @@ impl Bifrost {
             return self.dispatch(ctx, &req, op).await;
         }
         let (ran, short) = run_pre_hooks(plugins, ctx, &mut req).await;
-        let mut result = match short {
-            Some(PreHookOutcome::Respond(r)) => Ok(r),
-            Some(PreHookOutcome::Fail(e)) => Err(e),
-            Some(PreHookOutcome::Stream(s)) => collect_stream(s).await,
-            Some(PreHookOutcome::Continue) | None => self.dispatch(ctx, &req, op).await,
+        let stream = op == Op::ChatStream;
+        let result =
+            match short {
+                Some(PreHookOutcome::Respond(r)) if stream => Ok(Outcome::Stream(
+                    StreamStart::short(response_to_chunks(r), &req.provider, &req.model),
+                )),
+                Some(PreHookOutcome::Respond(r)) => Ok(Outcome::Whole(r)),
+                Some(PreHookOutcome::Fail(e)) => Err(e),
+                Some(PreHookOutcome::Stream(s)) if stream => Ok(Outcome::Stream(
+                    StreamStart::short(s, &req.provider, &req.model),
+                )),
+                Some(PreHookOutcome::Stream(s)) => collect_stream(s).await.map(Outcome::Whole),
+                Some(PreHookOutcome::Continue) | None => self.dispatch(ctx, &req, op).await,
+            };
+        let mut whole = match result {
+            Ok(Outcome::Stream(mut s)) => {
+                s.ran = ran;
+                return Ok(Outcome::Stream(s));
+            }
+            Ok(Outcome::Whole(r)) => Ok(r),
+            Err(e) => Err(e),
         };
-        run_post_hooks(&plugins[..ran], ctx, &mut result).await;
-        result
+        run_post_hooks(&plugins[..ran], ctx, &mut whole).await;
+        match whole {
+            // A post-hook may turn a failed stream start into an answer: stream that.
+            Ok(r) if stream => {
+                let mut s = StreamStart::short(response_to_chunks(r), &req.provider, &req.model);
+                s.ran = ran;
+                Ok(Outcome::Stream(s))
+            }
+            other => other.map(Outcome::Whole),
+        }
     }
 
     fn state(&self, provider: &ProviderKey) -> Result<&Arc<ProviderState>, BifrostError> {
@@ -408,150 +466,93 @@ impl Bifrost {
         })
     }
 
+    /// The one retry loop (streams and whole answers): per attempt a key (after a 429,
+    /// another key that serves the model when there is one), a concurrency slot (given back
+    /// before sleeping in backoff), and the provider call; a stream attempt also waits for
+    /// the first chunk, so retries stay invisible to the client.
     async fn dispatch(
         &self,
         ctx: &mut RequestContext,
         req: &BifrostRequest,
         op: Op,
-    ) -> Result<BifrostResponse, BifrostError> {
+    ) -> Result<Outcome, BifrostError> {
         let state = self.state(&req.provider)?;
-        let key = state.pick_key(&req.model)?;
-        let _permit = state.queue.acquire(state.network.request_timeout()).await?;
-        let mut opts = state.call_options(ctx, key);
+        let timeout = state.network.request_timeout();
         // A post-hook would see only ids and usage of a relayed body, so relay only without plugins.
-        opts.wire_body = ctx.wire_body && self.inner.plugins.is_empty();
+        let wire_body = ctx.wire_body && self.inner.plugins.is_empty();
         let started = Instant::now();
         let mut retries = 0;
-        let result = loop {
-            // Boxed: the provider futures are several KiB, and keeping them out of this
-            // future's state saves copying them at every level of the request's call chain.
-            let call: Pin<Box<dyn Future<Output = _> + Send + '_>> = match op {
-                Op::Chat => Box::pin(state.imp.chat_completion(req, opts)),
-                Op::Text => Box::pin(state.imp.text_completion(req, opts)),
-                Op::Embedding => Box::pin(state.imp.embedding(req, opts)),
-            };
-            let res = call.await;
-            match res {
-                Err(e) if state.should_retry(&e, retries) => {
-                    retries += 1;
-                    state.sleep_before_retry(&e, retries).await;
+        let mut rate_limited: Option<&ResolvedKey> = None;
+        let result =
+            loop {
+                let key = state.pick_key(&req.model, rate_limited)?;
+                let permit = state.queue.acquire(timeout).await?;
+                let mut opts = state.call_options(ctx, key);
+                opts.wire_body = wire_body;
+                // Boxed: the provider futures are several KiB, and keeping them out of this
+                // future's state saves copying them at every level of the request's call chain.
+                let call: Pin<Box<dyn Future<Output = Result<Outcome, BifrostError>> + Send + '_>> =
+                    match op {
+                        Op::Chat => Box::pin(async move {
+                            state
+                                .imp
+                                .chat_completion(req, opts)
+                                .await
+                                .map(Outcome::Whole)
+                        }),
+                        Op::Text => Box::pin(async move {
+                            state
+                                .imp
+                                .text_completion(req, opts)
+                                .await
+                                .map(Outcome::Whole)
+                        }),
+                        Op::Embedding => Box::pin(async move {
+                            state.imp.embedding(req, opts).await.map(Outcome::Whole)
+                        }),
+                        Op::ChatStream => Box::pin(async move {
+                            first_chunk(state, req, opts).await.map(Outcome::Stream)
+                        }),
+                    };
+                match call.await {
+                    Err(e) if state.should_retry(&e, retries) => {
+                        drop(permit);
+                        retries += 1;
+                        if e.status_code == Some(429) {
+                            rate_limited = key;
+                        }
+                        state.sleep_before_retry(&e, retries).await;
+                    }
+                    Ok(Outcome::Stream(mut s)) => {
+                        s.permit = Some(permit);
+                        break Ok(Outcome::Stream(s));
+                    }
+                    other => break other,
                 }
-                other => break other,
-            }
-        };
+            };
         ctx.retries = retries;
         ctx.upstream_time += started.elapsed();
         let method = op.request_type().as_str();
         record_upstream(&state.key, &req.model, method, &result, started);
         match result {
-            Ok(mut r) => {
+            Ok(Outcome::Whole(mut r)) => {
                 let x = &mut r.extra_fields;
                 x.provider = Some(state.key.clone());
                 x.model_requested = Some(req.model.clone());
                 x.request_type = Some(method.to_owned());
                 x.latency = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
                 x.retries = (retries > 0).then_some(retries);
-                Ok(r)
+                Ok(Outcome::Whole(r))
             }
-            Err(e) => Err(e.with_origin(&state.key, &req.model)),
-        }
-    }
-
-    /// One stream attempt with plugins; returns the stream with its first chunk already in
-    /// hand, plus how many plugins' pre-hooks ran.
-    async fn attempt_stream(
-        &self,
-        ctx: &mut RequestContext,
-        mut req: BifrostRequest,
-    ) -> Result<StreamStart, BifrostError> {
-        let plugins = &self.inner.plugins;
-        let (ran, short) = run_pre_hooks(plugins, ctx, &mut req).await;
-        let started = match short {
-            Some(PreHookOutcome::Respond(r)) => Ok(StreamStart::short(response_to_chunks(r), &req)),
-            Some(PreHookOutcome::Stream(s)) => Ok(StreamStart::short(s, &req)),
-            Some(PreHookOutcome::Fail(e)) => Err(e),
-            Some(PreHookOutcome::Continue) | None => self.dispatch_stream(ctx, &req).await,
-        };
-        match started {
-            Ok(mut s) => {
-                s.ran = ran;
-                Ok(s)
+            Ok(Outcome::Stream(s)) => {
+                metrics::histogram!(
+                    telemetry::STREAM_FIRST_TOKEN,
+                    "provider" => provider_label(&state.key),
+                    "model" => model_label(&req.model)
+                )
+                .record(started.elapsed().as_secs_f64());
+                Ok(Outcome::Stream(s))
             }
-            Err(e) => {
-                let mut result = Err(e);
-                run_post_hooks(&plugins[..ran], ctx, &mut result).await;
-                result.map(|r| {
-                    let mut s = StreamStart::short(response_to_chunks(r), &req);
-                    s.ran = ran;
-                    s
-                })
-            }
-        }
-    }
-
-    async fn dispatch_stream(
-        &self,
-        ctx: &mut RequestContext,
-        req: &BifrostRequest,
-    ) -> Result<StreamStart, BifrostError> {
-        let state = self.state(&req.provider)?;
-        let key = state.pick_key(&req.model)?;
-        let permit = state.queue.acquire(state.network.request_timeout()).await?;
-        let opts = state.call_options(ctx, key);
-        let started = Instant::now();
-        let first_chunk_timeout = state.network.request_timeout();
-        let mut retries = 0;
-        let result = loop {
-            let res = Box::pin(async {
-                let mut s = state.imp.chat_completion_stream(req, opts).await?;
-                match tokio::time::timeout(first_chunk_timeout, s.next()).await {
-                    Err(_) => Err(BifrostError::upstream_unreachable(
-                        true,
-                        format!(
-                            "{}: no stream chunk within {first_chunk_timeout:?}",
-                            state.key
-                        ),
-                    )),
-                    Ok(None) => Err(BifrostError::bad_upstream_response(format!(
-                        "{}: stream ended without any chunk",
-                        state.key
-                    ))),
-                    Ok(Some(Err(e))) => Err(e),
-                    Ok(Some(Ok(first))) => {
-                        Ok(futures::stream::once(async { Ok(first) }).chain(s).boxed())
-                    }
-                }
-            })
-            .await;
-            match res {
-                Err(e) if state.should_retry(&e, retries) => {
-                    retries += 1;
-                    state.sleep_before_retry(&e, retries).await;
-                }
-                other => break other,
-            }
-        };
-        ctx.retries = retries;
-        ctx.upstream_time += started.elapsed();
-        let method = RequestType::ChatCompletionStream.as_str();
-        record_upstream(&state.key, &req.model, method, &result, started);
-        if result.is_ok() {
-            metrics::histogram!(
-                telemetry::STREAM_FIRST_TOKEN,
-                "provider" => provider_label(&state.key),
-                "model" => model_label(&req.model)
-            )
-            .record(started.elapsed().as_secs_f64());
-        }
-        match result {
-            Ok(stream) => Ok(StreamStart {
-                stream,
-                permit: Some(permit),
-                provider: state.key.clone(),
-                model: req.model.clone(),
-                idle_timeout: state.network.stream_idle_timeout(),
-                ran: 0,
-            }),
             Err(e) => Err(e.with_origin(&state.key, &req.model)),
         }
     }
@@ -581,7 +582,13 @@ impl Bifrost {
 }
 
 impl ProviderState {
-    fn pick_key(&self, model: &str) -> Result<Option<&ResolvedKey>, BifrostError> {
+    /// A key for `model`, other than `avoid` (rate limited on the last try) when another
+    /// key serves the model.
+    fn pick_key(
+        &self,
+        model: &str,
+        avoid: Option<&ResolvedKey>,
+    ) -> Result<Option<&ResolvedKey>, BifrostError> {
         // Keyless providers run without a key unless keys were configured and all of them
         // were skipped (a named variable is unset): then the missing variable is the error.
         if self.key.is_keyless() && self.keys.is_empty() && self.missing_vars.is_empty() {
@@ -599,21 +606,23 @@ impl ProviderState {
                 format!("no API keys configured for provider {}{hint}", self.key),
             ));
         }
-        select_key(&self.keys, model).map(Some).ok_or_else(|| {
-            BifrostError::invalid_param(
-                "model",
-                match self.key {
-                    ProviderKey::Azure | ProviderKey::Bedrock => format!(
-                        "no keys found for provider {} that support model/deployment: {model}",
-                        self.key
-                    ),
-                    _ => format!(
-                        "no keys found for provider {} that support model: {model}",
-                        self.key
-                    ),
-                },
-            )
-        })
+        select_key_except(&self.keys, model, avoid)
+            .map(Some)
+            .ok_or_else(|| {
+                BifrostError::invalid_param(
+                    "model",
+                    match self.key {
+                        ProviderKey::Azure | ProviderKey::Bedrock => format!(
+                            "no keys found for provider {} that support model/deployment: {model}",
+                            self.key
+                        ),
+                        _ => format!(
+                            "no keys found for provider {} that support model: {model}",
+                            self.key
+                        ),
+                    },
+                )
+            })
     }
 
     fn call_options<'a>(
@@ -692,6 +701,15 @@ fn record_plugin(p: &dyn Plugin, hook: &'static str, started: Instant) {
     .record(started.elapsed().as_secs_f64());
 }
 
+/// An outcome of the wrong kind for its operation (a bug, never expected).
+fn mismatch() -> BifrostError {
+    BifrostError::gateway(
+        500,
+        "internal_error",
+        "the engine produced the wrong kind of answer",
+    )
+}
+
 /// Rejects requests no provider could serve, before any plugin or provider sees them.
 fn validate(req: &BifrostRequest) -> Result<(), BifrostError> {
     if req.model.is_empty() {
@@ -754,9 +772,12 @@ impl UsageOf for BifrostResponse {
     }
 }
 
-impl UsageOf for ResponseStream {
+impl UsageOf for Outcome {
     fn usage_of(&self) -> Option<&Usage> {
-        None
+        match self {
+            Self::Whole(r) => r.usage.as_ref(),
+            Self::Stream(_) => None,
+        }
     }
 }
 
@@ -865,12 +886,13 @@ struct StreamStart {
 }
 
 impl StreamStart {
-    fn short(stream: ResponseStream, req: &BifrostRequest) -> Self {
+    /// A stream a plugin answered (no upstream, no slot).
+    fn short(stream: ResponseStream, provider: &ProviderKey, model: &str) -> Self {
         Self {
             stream,
             permit: None,
-            provider: req.provider.clone(),
-            model: req.model.clone(),
+            provider: provider.clone(),
+            model: model.to_owned(),
             idle_timeout: Duration::from_secs(60),
             ran: 0,
         }
@@ -1080,6 +1102,62 @@ mod tests {
 
     fn calls(log: &Log) -> Vec<String> {
         log.lock().unwrap().clone()
+    }
+
+    /// The one provider of `b`, for tests that adjust its keys, queue or backoff.
+    fn only_state(b: &mut Bifrost) -> &mut ProviderState {
+        let inner = Arc::get_mut(&mut b.inner).unwrap();
+        let state = inner.providers.values_mut().next().unwrap();
+        Arc::get_mut(state).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_a_429_uses_another_key() {
+        for _ in 0..20 {
+            let (mut b, log) = build(Setup {
+                providers: vec![(ProviderKey::OpenAI, vec![status(429), ok("hi")], 2)],
+                plugins: vec![],
+            });
+            let state = only_state(&mut b);
+            let mut second = state.keys[0].clone();
+            second.value = "sk2".into();
+            state.keys.push(second);
+            let mut ctx = RequestContext::default();
+            b.chat_completion(&mut ctx, request(&[])).await.unwrap();
+            let c = calls(&log);
+            assert_eq!(c.len(), 2);
+            assert_ne!(c[0], c[1], "the rate-limited key is not tried again: {c:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_concurrency_slot_is_free_while_a_retry_backs_off() {
+        let (mut b, _log) = build(Setup {
+            providers: vec![(ProviderKey::OpenAI, vec![status(503), ok("b"), ok("a")], 1)],
+            plugins: vec![],
+        });
+        let state = only_state(&mut b);
+        state.queue = ProviderQueue::new(ProviderKey::OpenAI, 1, 4, false);
+        state.network.retry_backoff_initial = Duration::from_millis(400);
+        state.network.retry_backoff_max = Duration::from_millis(400);
+        let started = Instant::now();
+        let (b1, b2) = (b.clone(), b.clone());
+        let first = tokio::spawn(async move {
+            let mut ctx = RequestContext::default();
+            let r = b1.chat_completion(&mut ctx, request(&[])).await;
+            (r.unwrap().first_text(), started.elapsed())
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut ctx = RequestContext::default();
+        let second = b2.chat_completion(&mut ctx, request(&[])).await.unwrap();
+        let second_done = started.elapsed();
+        let (first_text, first_done) = first.await.unwrap();
+        assert_eq!(second.first_text().as_deref(), Some("b"));
+        assert_eq!(first_text.as_deref(), Some("a"));
+        assert!(
+            second_done < first_done,
+            "the second request ran during the first one's backoff ({second_done:?} vs {first_done:?})"
+        );
     }
 
     #[tokio::test]

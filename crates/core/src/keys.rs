@@ -6,15 +6,45 @@ use crate::config::ResolvedKey;
 /// random in proportion to `weight` (Bifrost's rule, with weights compared as floats).
 /// `None` when no key allows the model.
 pub fn select_key<'a>(keys: &'a [ResolvedKey], model: &str) -> Option<&'a ResolvedKey> {
-    select_with(keys, model, fastrand::f64())
+    select_with(keys, model, None, fastrand::f64())
 }
 
-/// [`select_key`] with the random draw `r` in `[0, 1)` given, for tests.
-fn select_with<'a>(keys: &'a [ResolvedKey], model: &str, r: f64) -> Option<&'a ResolvedKey> {
+/// [`select_key`] leaving out `avoid` (the key that was just rate limited) when another key
+/// allows the model.
+pub fn select_key_except<'a>(
+    keys: &'a [ResolvedKey],
+    model: &str,
+    avoid: Option<&ResolvedKey>,
+) -> Option<&'a ResolvedKey> {
+    select_with(keys, model, avoid, fastrand::f64())
+}
+
+/// [`select_key_except`] with the random draw `r` in `[0, 1)` given, for tests.
+fn select_with<'a>(
+    keys: &'a [ResolvedKey],
+    model: &str,
+    avoid: Option<&ResolvedKey>,
+    r: f64,
+) -> Option<&'a ResolvedKey> {
+    let allowed = keys.iter().filter(move |k| k.allows(model));
+    if let Some(a) = avoid {
+        let rest = allowed.clone().filter(move |k| !std::ptr::eq(a, *k));
+        if rest.clone().next().is_some() {
+            return pick(rest, r);
+        }
+    }
+    pick(allowed, r)
+}
+
+/// A weighted random choice among `keys` (uniform when every weight is zero).
+fn pick<'a>(
+    keys: impl Iterator<Item = &'a ResolvedKey> + Clone,
+    r: f64,
+) -> Option<&'a ResolvedKey> {
     let mut total = 0.0;
     let mut count = 0usize;
     let mut only = None;
-    for k in keys.iter().filter(|k| k.allows(model)) {
+    for k in keys.clone() {
         total += k.weight;
         count += 1;
         only = Some(k);
@@ -25,11 +55,11 @@ fn select_with<'a>(keys: &'a [ResolvedKey], model: &str, r: f64) -> Option<&'a R
     if total <= 0.0 {
         // All weights zero: fall back to uniform choice.
         let idx = ((r * count as f64) as usize).min(count - 1);
-        return keys.iter().filter(|k| k.allows(model)).nth(idx);
+        return keys.clone().nth(idx);
     }
     let mut target = r * total;
     let mut last = None;
-    for k in keys.iter().filter(|k| k.allows(model)) {
+    for k in keys {
         if target < k.weight {
             return Some(k);
         }
@@ -75,14 +105,31 @@ mod tests {
             key("b", 1.0, &["other"]),
             key("c", 0.0, &[]),
         ];
-        assert_eq!(select_with(&keys, "gpt-4o", 0.99).unwrap().id, "a");
-        assert_eq!(select_with(&keys, "other", 0.0).unwrap().id, "b");
-        assert_eq!(select_with(&keys, "nothing", 0.5).unwrap().id, "c");
+        assert_eq!(select_with(&keys, "gpt-4o", None, 0.99).unwrap().id, "a");
+        assert_eq!(select_with(&keys, "other", None, 0.0).unwrap().id, "b");
+        assert_eq!(select_with(&keys, "nothing", None, 0.5).unwrap().id, "c");
         let restricted = vec![key("a", 1.0, &["x"])];
         assert!(select_key(&restricted, "y").is_none());
         let zero = vec![key("a", 0.0, &[]), key("b", 0.0, &[])];
-        assert_eq!(select_with(&zero, "m", 0.75).unwrap().id, "b");
-        assert_eq!(select_with(&keys, "gpt-4o", 0.999_999).unwrap().id, "a");
+        assert_eq!(select_with(&zero, "m", None, 0.75).unwrap().id, "b");
+        assert_eq!(
+            select_with(&keys, "gpt-4o", None, 0.999_999).unwrap().id,
+            "a"
+        );
+    }
+
+    #[test]
+    fn a_rate_limited_key_is_avoided_while_another_serves_the_model() {
+        let keys = vec![
+            key("a", 1.0, &[]),
+            key("b", 1.0, &["m"]),
+            key("c", 1.0, &["x"]),
+        ];
+        for r in [0.0, 0.5, 0.99] {
+            assert_eq!(select_with(&keys, "m", Some(&keys[0]), r).unwrap().id, "b");
+            // No other key serves `y`: the avoided one is still used.
+            assert_eq!(select_with(&keys, "y", Some(&keys[0]), r).unwrap().id, "a");
+        }
     }
 
     #[test]
@@ -100,7 +147,7 @@ mod tests {
         let keys = vec![east, west];
         // Only `west` (no deployments map) can serve a model `east` does not deploy.
         for r in [0.0, 0.99] {
-            assert_eq!(select_with(&keys, "gpt-35", r).unwrap().id, "west");
+            assert_eq!(select_with(&keys, "gpt-35", None, r).unwrap().id, "west");
         }
         assert_eq!(keys[0].deployment("gpt-4o"), Some(Some("dep-4o")));
         assert_eq!(keys[0].deployment("gpt-35"), None);

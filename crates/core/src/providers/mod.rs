@@ -220,7 +220,14 @@ fn http_parts(
         Some(p) if p.kind == ProxyKind::None => Some(pool_size),
         Some(_) => None,
     };
-    let client = HttpClient::per_thread(move || build_client(&owned, pool_size), lean)
+    let n = &cfg.network_config;
+    let limits = pool::Limits {
+        connect_timeout: n.connect_timeout(),
+        idle_timeout: n.idle_connection_timeout(),
+        max_body: n.max_response_body_bytes(),
+        max_event: n.max_stream_event_bytes(),
+    };
+    let client = HttpClient::per_thread(move || build_client(&owned, pool_size), lean, limits)
         .map_err(SetupError::Invalid)?;
     let headers = extra_headers(cfg).map_err(SetupError::Invalid)?;
     Ok((client, headers))
@@ -303,10 +310,10 @@ impl Provider for ProviderImpl {
 fn build_client(cfg: &ProviderConfig, pool_size: usize) -> Result<reqwest::Client, String> {
     let mut b = reqwest::Client::builder()
         .pool_max_idle_per_host(pool_size.max(1))
-        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_idle_timeout(cfg.network_config.idle_connection_timeout())
         .tcp_nodelay(true)
         .tcp_keepalive(Duration::from_secs(60))
-        .connect_timeout(Duration::from_secs(10));
+        .connect_timeout(cfg.network_config.connect_timeout());
     if let Some(proxy) = &cfg.proxy_config {
         match proxy.kind {
             ProxyKind::None => b = b.no_proxy(),

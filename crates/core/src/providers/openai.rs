@@ -657,7 +657,7 @@ pub(crate) async fn check_status(resp: Response) -> Result<Response, BifrostErro
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(Duration::from_secs_f64);
-    let bytes = resp.bytes().await.unwrap_or_default();
+    let bytes = resp.error_bytes().await;
     let body = match serde_json::from_slice::<OpenAIErrorEnvelope>(&bytes) {
         Ok(env) => env.error,
         Err(_) => ErrorBody {
@@ -695,7 +695,14 @@ pub(crate) fn transport_error(provider: &ProviderKey, e: impl Into<SendError>) -
     } else {
         "request failed"
     };
-    BifrostError::upstream_unreachable(timeout, format!("{provider}: {what}: {}", e.detail()))
+    // Sent again only when the request provably never left: one that may have reached the
+    // upstream could be billed twice (the engine still retries retryable statuses the
+    // upstream answers, and fallbacks to other providers stay allowed).
+    let never_sent = e.never_sent();
+    let mut err =
+        BifrostError::upstream_unreachable(timeout, format!("{provider}: {what}: {}", e.detail()));
+    err.retryable = never_sent;
+    err
 }
 
 #[cfg(test)]
@@ -703,6 +710,27 @@ mod tests {
     use super::*;
     use crate::schemas::{FunctionDef, Role, Tool};
     use serde_json::json;
+
+    #[test]
+    fn only_requests_that_never_left_are_retryable() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let k = ProviderKey::OpenAI;
+        assert!(transport_error(&k, SendError::Connect(refused)).retryable);
+        // A timeout or a broken answer may come after the upstream took the request.
+        let timeout = transport_error(&k, SendError::Timeout);
+        assert!(!timeout.retryable);
+        assert_eq!(timeout.status_code, Some(504));
+        assert!(timeout.fallbacks_allowed());
+        let big = SendError::TooLarge {
+            what: "response body",
+            limit: 10,
+            setting: "max_response_body_size_mb",
+        };
+        let big = transport_error(&k, big);
+        assert!(!big.retryable);
+        assert_eq!(big.status_code, Some(502));
+        assert!(big.error.message.contains("max_response_body_size_mb"));
+    }
 
     #[test]
     fn extra_headers_are_added_and_a_bad_one_is_a_400() {

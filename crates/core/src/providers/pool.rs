@@ -50,7 +50,38 @@ struct Inner {
     make: Option<Box<MakeClient>>,
     /// Keep-alive connections per host on the lean path; `None`: no lean path.
     lean: Option<usize>,
+    limits: Limits,
 }
+
+/// Bounds on one provider's upstream exchanges, from its `network_config`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest a new connection may take to establish (lean path; reqwest's is set on its
+    /// builder).
+    pub connect_timeout: Duration,
+    /// A kept-alive connection unused this long is closed.
+    pub idle_timeout: Duration,
+    /// Largest body [`Response::bytes`] reads.
+    pub max_body: usize,
+    /// Largest single event (bytes between two blank lines, or one line) of a body read as
+    /// a stream with [`Response::bytes_stream`].
+    pub max_event: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_body: 32 << 20,
+            max_event: 1 << 20,
+        }
+    }
+}
+
+/// How much of an error answer's body is read: enough for any provider's message, never a
+/// whole page of HTML from a misbehaving proxy.
+const MAX_ERROR_BODY: usize = 64 << 10;
 
 /// One thread's (or everyone's) pools for one provider.
 struct Pools {
@@ -73,12 +104,26 @@ pub enum SendError {
     /// The response body broke off (lean path).
     #[error("{}", chain(.0))]
     Body(hyper::Error),
-    /// No complete response within the attempt's timeout (lean path).
+    /// No response headers (or, read whole, no complete body) within the attempt's timeout.
     #[error("no response within the timeout")]
     Timeout,
     /// The request could not be built (lean path).
     #[error("{0}")]
     Invalid(String),
+    /// The connection failed before any byte of the request was written: hyper handed the
+    /// request back (lean path).
+    #[error("{}", chain(.0))]
+    NotSent(hyper::Error),
+    /// The body (or one stream event) is larger than the configured cap.
+    #[error("{what} larger than {limit} bytes (network_config.{setting})")]
+    TooLarge {
+        /// `response body` or `stream event`.
+        what: &'static str,
+        /// The cap in bytes.
+        limit: usize,
+        /// The `network_config` setting that sets it.
+        setting: &'static str,
+    },
 }
 
 impl SendError {
@@ -86,8 +131,8 @@ impl SendError {
     pub fn is_timeout(&self) -> bool {
         match self {
             Self::Reqwest(e) => e.is_timeout(),
-            Self::Lean(_) | Self::Connect(_) | Self::Body(_) | Self::Invalid(_) => false,
             Self::Timeout => true,
+            _ => false,
         }
     }
 
@@ -96,16 +141,26 @@ impl SendError {
         match self {
             Self::Reqwest(e) => e.is_connect(),
             Self::Connect(_) => true,
-            Self::Lean(_) | Self::Body(_) | Self::Timeout | Self::Invalid(_) => false,
+            _ => false,
         }
     }
 
-    /// The response started but its body broke off or could not be decoded.
+    /// The response started but its body broke off, could not be decoded or was too large.
     pub fn is_body(&self) -> bool {
         match self {
             Self::Reqwest(e) => e.is_body() || e.is_decode(),
-            Self::Body(_) => true,
-            Self::Lean(_) | Self::Connect(_) | Self::Timeout | Self::Invalid(_) => false,
+            Self::Body(_) | Self::TooLarge { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The request provably never reached the upstream (no connection, or hyper handed it
+    /// back unwritten), so sending it again cannot make the caller pay twice.
+    pub fn never_sent(&self) -> bool {
+        match self {
+            Self::Reqwest(e) => e.is_connect() || e.is_builder(),
+            Self::Connect(_) | Self::NotSent(_) | Self::Invalid(_) => true,
+            _ => false,
         }
     }
 
@@ -154,10 +209,11 @@ impl HttpClient {
     pub fn per_thread(
         make: impl Fn() -> Result<reqwest::Client, String> + Send + Sync + 'static,
         lean: Option<usize>,
+        limits: Limits,
     ) -> Result<Self, String> {
         let shared = Pools {
             reqwest: make()?,
-            lean: lean.map(LeanPool::new),
+            lean: lean.map(|n| LeanPool::new(n, limits)),
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -165,6 +221,7 @@ impl HttpClient {
                 shared,
                 make: Some(Box::new(make)),
                 lean,
+                limits,
             }),
         })
     }
@@ -193,7 +250,7 @@ impl HttpClient {
             });
             let mine = Pools {
                 reqwest,
-                lean: inner.lean.map(LeanPool::new),
+                lean: inner.lean.map(|n| LeanPool::new(n, inner.limits)),
             };
             let out = f(&mine);
             pools.push((inner.id, mine));
@@ -216,22 +273,32 @@ impl HttpClient {
     }
 
     /// Sends `rb` (built by [`HttpClient::request`]) on the lean path when its URL is plain
-    /// `http` and this client has one, else through reqwest. The builder's timeout bounds
-    /// the whole exchange on both paths, response body included.
+    /// `http` and this client has one, else through reqwest.
+    ///
+    /// The builder's timeout bounds connect and response headers on both paths. The body
+    /// gets what is left of it when read whole ([`Response::bytes`]) and no total limit when
+    /// read as a stream ([`Response::bytes_stream`]): a streamed answer may last minutes,
+    /// and the engine bounds the gap between its chunks instead.
     pub async fn send(&self, rb: reqwest::RequestBuilder) -> Result<Response, SendError> {
         let (client, req) = rb.build_split();
-        let req = req?;
+        let mut req = req?;
+        let timeout = req.timeout_mut().take();
+        let limits = self.inner.limits;
         if req.url().scheme() == "http"
             && req.url().username().is_empty()
             && req.url().password().is_none()
             && let Some(pool) = self.with_pools(|p| p.lean.clone())
         {
-            let timeout = req.timeout().copied();
             let (req, addr) = to_http(req)?;
-            return send_lean(pool, addr, req, timeout).await;
+            return send_lean(pool, addr, req, timeout, limits).await;
         }
         // Boxed: reqwest's future is large and this path is the rare one.
-        Ok(Box::pin(client.execute(req)).await?.into())
+        let call = Box::pin(client.execute(req));
+        let (resp, deadline) = within(timeout, call).await?;
+        let resp = http::Response::<reqwest::Body>::from(resp?);
+        Ok(Response(resp.map(|b| {
+            UpstreamBody::new(BodyKind::Reqwest(b), None, deadline, limits)
+        })))
     }
 
     /// Sends `out` like [`HttpClient::send`], building hyper's request straight from its
@@ -244,7 +311,7 @@ impl HttpClient {
         {
             let body = reqwest::Body::from(out.body);
             let req = lean_request(out.method, path, host, out.headers, body);
-            return send_lean(pool, addr, req, Some(out.timeout)).await;
+            return send_lean(pool, addr, req, Some(out.timeout), self.inner.limits).await;
         }
         let rb = match out.parsed {
             Some(url) => self.request(out.method, url.clone()),
@@ -268,41 +335,45 @@ pub struct Outgoing<'a> {
     pub headers: http::HeaderMap,
     /// The body.
     pub body: Bytes,
-    /// Bounds the whole exchange, response body included.
+    /// Bounds connect and response headers (and the body when read whole), as in
+    /// [`HttpClient::send`].
     pub timeout: Duration,
 }
 
-/// `req` on a kept-alive connection of `pool` to `addr`, within `timeout` for headers and
-/// body alike (as reqwest's total timeout).
+/// Runs `call` within `timeout` (none: unbounded) and hands back the timer with what is left
+/// of it, for the body.
+async fn within<T>(
+    timeout: Option<Duration>,
+    call: impl Future<Output = T>,
+) -> Result<(T, Option<Pin<Box<Sleep>>>), SendError> {
+    let Some(t) = timeout else {
+        return Ok((call.await, None));
+    };
+    let mut sleep = Box::pin(tokio::time::sleep(t));
+    tokio::select! {
+        biased;
+        r = call => Ok((r, Some(sleep))),
+        () = sleep.as_mut() => Err(SendError::Timeout),
+    }
+}
+
+/// `req` on a kept-alive connection of `pool` to `addr`, within `timeout` for connect and
+/// headers (the body as in [`HttpClient::send`]).
 async fn send_lean(
     pool: Arc<LeanPool>,
     addr: Arc<str>,
     req: http::Request<reqwest::Body>,
     timeout: Option<Duration>,
+    limits: Limits,
 ) -> Result<Response, SendError> {
-    let mut deadline = timeout.map(|t| Box::pin(tokio::time::sleep(t)));
-    let call = pool.send(addr, req);
-    let (resp, slot) = match deadline.as_mut() {
-        Some(sleep) => tokio::select! {
-            biased;
-            r = call => r,
-            () = sleep.as_mut() => return Err(SendError::Timeout),
-        },
-        None => call.await,
-    }?;
+    let ((resp, slot), deadline) = match within(timeout, pool.send(addr, req)).await? {
+        (Ok(sent), deadline) => (sent, deadline),
+        (Err(e), _) => return Err(e),
+    };
     Ok(Response(resp.map(|inner| {
-        UpstreamBody::Lean(DeadlineBody {
-            inner,
-            deadline,
-            slot: Some(slot),
-        })
+        UpstreamBody::new(BodyKind::Lean(inner), Some(slot), deadline, limits)
     })))
 }
-
-/// Longest a kept-alive upstream connection waits unused before it is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// Longest a new upstream connection may take to establish.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Kept-alive HTTP/1.1 connections to plain-`http` upstreams: a stack per provider (and per
 /// thread, for pinned threads), newest on top so the warmest connection is reused.
@@ -311,6 +382,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 struct LeanPool {
     idle: Mutex<VecDeque<Idle>>,
     max_idle: usize,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    /// A sweeper task closes connections left idle past `idle_timeout` (started with the
+    /// first kept connection, on the runtime that keeps it).
+    sweeping: std::sync::atomic::AtomicBool,
 }
 
 struct Idle {
@@ -327,11 +403,46 @@ struct Slot {
 }
 
 impl LeanPool {
-    fn new(max_idle: usize) -> Arc<Self> {
+    fn new(max_idle: usize, limits: Limits) -> Arc<Self> {
         Arc::new(Self {
             idle: Mutex::new(VecDeque::new()),
             max_idle: max_idle.max(1),
+            connect_timeout: limits.connect_timeout,
+            idle_timeout: limits.idle_timeout,
+            sweeping: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Closes the connections idle for `idle_timeout` or longer (dropping the last handle
+    /// of a hyper connection ends its task and closes the socket).
+    fn sweep(&self) {
+        let Ok(mut idle) = self.idle.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        idle.retain(|c| now.duration_since(c.since) < self.idle_timeout && !c.conn.is_closed());
+    }
+
+    /// Starts the sweeper once, on the current runtime; it ends with the pool.
+    fn start_sweeper(self: &Arc<Self>) {
+        if self.sweeping.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.sweeping.store(false, Ordering::Relaxed);
+            return;
+        };
+        let pool = Arc::downgrade(self);
+        let every = (self.idle_timeout / 2).max(Duration::from_millis(100));
+        rt.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match pool.upgrade() {
+                    Some(p) => p.sweep(),
+                    None => return,
+                }
+            }
+        });
     }
 
     /// Sends `req` to `addr` (`host:port`) on a kept-alive connection, or a new one.
@@ -349,7 +460,7 @@ impl LeanPool {
             let new = reused.is_none();
             let mut conn = match reused {
                 Some(c) => c,
-                None => connect(&addr).await?,
+                None => connect(&addr, self.connect_timeout).await?,
             };
             match conn.ready().await {
                 Ok(()) => match conn.try_send_request(req).await {
@@ -363,10 +474,11 @@ impl LeanPool {
                     }
                     Err(mut e) => match e.take_message() {
                         Some(r) if !new => req = r,
-                        _ => return Err(SendError::Lean(e.into_error())),
+                        Some(_) => return Err(SendError::NotSent(e.into_error())),
+                        None => return Err(SendError::Lean(e.into_error())),
                     },
                 },
-                Err(e) if new => return Err(SendError::Lean(e)),
+                Err(e) if new => return Err(SendError::NotSent(e)),
                 Err(_) => {}
             }
             fresh = true;
@@ -378,7 +490,7 @@ impl LeanPool {
         let mut idle = self.idle.lock().ok()?;
         while let Some(i) = idle.iter().rposition(|c| *c.addr == *addr) {
             let c = idle.remove(i)?;
-            if !c.conn.is_closed() && c.since.elapsed() < IDLE_TIMEOUT {
+            if !c.conn.is_closed() && c.since.elapsed() < self.idle_timeout {
                 return Some(c.conn);
             }
         }
@@ -387,17 +499,18 @@ impl LeanPool {
 
     /// Keeps `conn` for the next request to `addr`; the oldest and expired connections go
     /// first when the pool is full.
-    fn checkin(&self, addr: Arc<str>, conn: SendRequest<reqwest::Body>) {
+    fn checkin(self: &Arc<Self>, addr: Arc<str>, conn: SendRequest<reqwest::Body>) {
         if conn.is_closed() {
             return;
         }
+        self.start_sweeper();
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
         let now = Instant::now();
         while idle
             .front()
-            .is_some_and(|c| now.duration_since(c.since) >= IDLE_TIMEOUT || c.conn.is_closed())
+            .is_some_and(|c| now.duration_since(c.since) >= self.idle_timeout || c.conn.is_closed())
             || idle.len() >= self.max_idle
         {
             idle.pop_front();
@@ -411,8 +524,8 @@ impl LeanPool {
 }
 
 /// Opens an HTTP/1.1 connection to `addr` and drives it on a task of the calling runtime.
-async fn connect(addr: &str) -> Result<SendRequest<reqwest::Body>, SendError> {
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+async fn connect(addr: &str, timeout: Duration) -> Result<SendRequest<reqwest::Body>, SendError> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
         .await
         .map_err(|_| {
             SendError::Connect(std::io::Error::new(
@@ -550,30 +663,141 @@ impl Response {
         self.0.headers()
     }
 
-    /// The whole body (bounded by the attempt's timeout).
+    /// The whole body, within what is left of the attempt's timeout and at most
+    /// `max_response_body_size_mb` ([`SendError::TooLarge`] beyond).
     pub async fn bytes(self) -> Result<Bytes, SendError> {
-        Ok(self.0.into_body().collect().await?.to_bytes())
+        let mut body = self.0.into_body();
+        let limit = body.limits.max_body;
+        let too_large = SendError::TooLarge {
+            what: "response body",
+            limit,
+            setting: "max_response_body_size_mb",
+        };
+        if body.size_hint().lower() > limit as u64 {
+            return Err(too_large);
+        }
+        let mut out = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                if out.len() + data.len() > limit {
+                    return Err(too_large);
+                }
+                if out.is_empty() && body.is_end_stream() {
+                    // The usual case: the whole body in one frame, no copy.
+                    return Ok(data);
+                }
+                out.extend_from_slice(&data);
+            }
+        }
+        Ok(out.freeze())
     }
 
-    /// The body as it arrives, for streams.
+    /// The start of an error answer's body (at most 64 KiB; the rest is not read), for the
+    /// provider's message.
+    pub async fn error_bytes(self) -> Bytes {
+        let mut body = self.0.into_body();
+        let mut out = bytes::BytesMut::new();
+        while out.len() < MAX_ERROR_BODY
+            && let Some(Ok(frame)) = body.frame().await
+        {
+            if let Ok(data) = frame.into_data() {
+                let room = MAX_ERROR_BODY - out.len();
+                out.extend_from_slice(&data[..data.len().min(room)]);
+            }
+        }
+        out.freeze()
+    }
+
+    /// The body as it arrives, for streams: no total time limit (the engine bounds the gap
+    /// between chunks), and each event (bytes up to a blank line) at most
+    /// `max_stream_event_size_kb`, so a peer that never ends an event cannot grow a buffer.
     pub fn bytes_stream(self) -> BodyDataStream<UpstreamBody> {
-        BodyDataStream::new(self.0.into_body())
+        let mut body = self.0.into_body();
+        body.deadline = None;
+        body.event = Some(EventScan::default());
+        BodyDataStream::new(body)
     }
 }
 
+/// A response reqwest received elsewhere (tests, callers with their own client), with the
+/// default limits and no deadline.
 impl From<reqwest::Response> for Response {
     fn from(r: reqwest::Response) -> Self {
-        Self(http::Response::<reqwest::Body>::from(r).map(UpstreamBody::Reqwest))
+        let resp = http::Response::<reqwest::Body>::from(r);
+        Self(resp.map(|b| UpstreamBody::new(BodyKind::Reqwest(b), None, None, Limits::default())))
     }
 }
 
-/// The body of a [`Response`].
-#[derive(Debug)]
-pub enum UpstreamBody {
-    /// From reqwest.
+/// The body of a [`Response`]: either path's body, bounded by the attempt's deadline and
+/// (read as a stream) the event cap; on the lean path it gives its connection back to the
+/// pool once read to the end.
+pub struct UpstreamBody {
+    kind: BodyKind,
+    slot: Option<Slot>,
+    deadline: Option<Pin<Box<Sleep>>>,
+    limits: Limits,
+    /// Set when read as a stream: where the current event started.
+    event: Option<EventScan>,
+}
+
+enum BodyKind {
     Reqwest(reqwest::Body),
-    /// From the lean path.
-    Lean(DeadlineBody),
+    Lean(Incoming),
+}
+
+/// Where a body read as a stream is within its current event: bytes of the event's complete
+/// lines, and of its unfinished last line. An event ends at a blank line (SSE).
+#[derive(Default)]
+struct EventScan {
+    len: usize,
+    line: usize,
+}
+
+impl EventScan {
+    /// Feeds `data`; false once an event grows past `max`.
+    fn feed(&mut self, data: &[u8], max: usize) -> bool {
+        let mut rest = data;
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            let seg = &rest[..i];
+            if self.line == 0 && (seg.is_empty() || seg == b"\r") {
+                self.len = 0;
+            } else {
+                self.len += self.line + i + 1;
+            }
+            self.line = 0;
+            if self.len > max {
+                return false;
+            }
+            rest = &rest[i + 1..];
+        }
+        self.line += rest.len();
+        self.len + self.line <= max
+    }
+}
+
+impl UpstreamBody {
+    fn new(
+        kind: BodyKind,
+        slot: Option<Slot>,
+        deadline: Option<Pin<Box<Sleep>>>,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            kind,
+            slot,
+            deadline,
+            limits,
+            event: None,
+        }
+    }
+}
+
+impl fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamBody")
+            .field("lean", &matches!(self.kind, BodyKind::Lean(_)))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Body for UpstreamBody {
@@ -584,68 +808,62 @@ impl Body for UpstreamBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, SendError>>> {
-        match self.get_mut() {
-            Self::Reqwest(b) => Pin::new(b).poll_frame(cx).map_err(SendError::Reqwest),
-            Self::Lean(b) => Pin::new(b).poll_frame(cx),
+        let this = self.get_mut();
+        if let Some(d) = this.deadline.as_mut()
+            && d.as_mut().poll(cx).is_ready()
+        {
+            this.slot = None;
+            return Poll::Ready(Some(Err(SendError::Timeout)));
         }
+        let out = match &mut this.kind {
+            BodyKind::Reqwest(b) => Pin::new(b).poll_frame(cx).map_err(SendError::Reqwest),
+            BodyKind::Lean(b) => Pin::new(b).poll_frame(cx).map_err(SendError::Body),
+        };
+        match &out {
+            Poll::Ready(Some(Err(_))) => this.slot = None,
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(scan), Some(data)) = (this.event.as_mut(), frame.data_ref())
+                    && !scan.feed(data, this.limits.max_event)
+                {
+                    this.slot = None;
+                    this.event = None;
+                    return Poll::Ready(Some(Err(SendError::TooLarge {
+                        what: "stream event",
+                        limit: this.limits.max_event,
+                        setting: "max_stream_event_size_kb",
+                    })));
+                }
+                if this.is_end_stream() {
+                    this.give_back();
+                }
+            }
+            Poll::Ready(None) => this.give_back(),
+            Poll::Pending => {}
+        }
+        out
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Reqwest(b) => b.is_end_stream(),
-            Self::Lean(b) => b.inner.is_end_stream(),
+        match &self.kind {
+            BodyKind::Reqwest(b) => b.is_end_stream(),
+            BodyKind::Lean(b) => b.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Reqwest(b) => b.size_hint(),
-            Self::Lean(b) => b.inner.size_hint(),
+        match &self.kind {
+            BodyKind::Reqwest(b) => b.size_hint(),
+            BodyKind::Lean(b) => b.size_hint(),
         }
     }
 }
 
-/// A response body that fails with [`SendError::Timeout`] once the attempt's deadline
-/// passes, so a stalled upstream cannot hold a request past its timeout; read to the end, it
-/// gives its connection back to the pool.
-pub struct DeadlineBody {
-    inner: Incoming,
-    deadline: Option<Pin<Box<Sleep>>>,
-    slot: Option<Slot>,
-}
-
-impl fmt::Debug for DeadlineBody {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeadlineBody")
-            .field("inner", &self.inner)
-            .finish_non_exhaustive()
-    }
-}
-
-impl DeadlineBody {
-    fn poll_frame(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, SendError>>> {
-        if let Some(d) = self.deadline.as_mut()
-            && d.as_mut().poll(cx).is_ready()
-        {
-            self.slot = None;
-            return Poll::Ready(Some(Err(SendError::Timeout)));
+impl UpstreamBody {
+    /// Returns a lean connection whose response was read to the end to its pool.
+    fn give_back(&mut self) {
+        if let Some(s) = self.slot.take() {
+            s.pool.checkin(s.addr, s.conn);
         }
-        let out = Pin::new(&mut self.inner)
-            .poll_frame(cx)
-            .map_err(SendError::Body);
-        match &out {
-            Poll::Ready(Some(Err(_))) => self.slot = None,
-            Poll::Ready(_) if self.inner.is_end_stream() || matches!(out, Poll::Ready(None)) => {
-                if let Some(s) = self.slot.take() {
-                    s.pool.checkin(s.addr, s.conn);
-                }
-            }
-            _ => {}
-        }
-        out
     }
 }
 
@@ -661,6 +879,7 @@ impl From<reqwest::Client> for HttpClient {
                 },
                 make: None,
                 lean: None,
+                limits: Limits::default(),
             }),
         }
     }
@@ -690,6 +909,7 @@ mod tests {
                 Ok(reqwest::Client::new())
             },
             None,
+            Limits::default(),
         )
         .unwrap();
         (client, built)
@@ -715,7 +935,7 @@ mod tests {
     }
 
     fn lean() -> HttpClient {
-        HttpClient::per_thread(|| Ok(reqwest::Client::new()), Some(4)).unwrap()
+        HttpClient::per_thread(|| Ok(reqwest::Client::new()), Some(4), Limits::default()).unwrap()
     }
 
     #[test]
@@ -875,6 +1095,138 @@ mod tests {
         let err = resp.bytes().await.unwrap_err();
         assert!(err.is_timeout(), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    fn limited(max_body: usize, max_event: usize, idle: Duration) -> HttpClient {
+        let limits = Limits {
+            max_body,
+            max_event,
+            idle_timeout: idle,
+            ..Limits::default()
+        };
+        HttpClient::per_thread(|| Ok(reqwest::Client::new()), Some(4), limits).unwrap()
+    }
+
+    async fn get(c: &HttpClient, url: &str) -> Response {
+        let rb = c
+            .request(reqwest::Method::GET, url)
+            .timeout(Duration::from_secs(5));
+        c.send(rb).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn bodies_larger_than_the_cap_fail_clearly() {
+        let url =
+            raw_server(b"HTTP/1.1 200 OK\r\ncontent-length: 20\r\n\r\n01234567890123456789").await;
+        let err = get(&limited(10, 1024, Duration::from_secs(5)), &url)
+            .await
+            .bytes()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("max_response_body_size_mb"),
+            "{err}"
+        );
+        let ok = get(&limited(20, 1024, Duration::from_secs(5)), &url).await;
+        assert_eq!(ok.bytes().await.unwrap().len(), 20);
+    }
+
+    #[tokio::test]
+    async fn error_bodies_are_read_up_to_their_cap() {
+        let url = raw_server(b"HTTP/1.1 500 Oops\r\ncontent-length: 7\r\n\r\nbroken!").await;
+        let resp = get(&lean(), &url).await;
+        assert_eq!(resp.error_bytes().await, "broken!");
+    }
+
+    #[tokio::test]
+    async fn a_stream_event_larger_than_the_cap_ends_the_stream() {
+        use futures::StreamExt;
+        // Two small events, then one that never ends within the cap.
+        let url = raw_server(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 200\r\n\r\ndata: 1\n\ndata: 2\r\n\r\ndata: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        )
+        .await;
+        let resp = get(&limited(1 << 20, 32, Duration::from_secs(5)), &url).await;
+        let mut s = resp.bytes_stream();
+        let mut seen = 0;
+        let err = loop {
+            match s.next().await {
+                Some(Ok(b)) => seen += b.len(),
+                Some(Err(e)) => break e,
+                None => panic!("the oversized event was let through"),
+            }
+        };
+        assert!(
+            err.to_string().contains("max_stream_event_size_kb"),
+            "{err}"
+        );
+        assert!(seen < 200);
+    }
+
+    #[test]
+    fn event_scan_resets_at_blank_lines_only() {
+        let mut e = EventScan::default();
+        assert!(e.feed(b"data: 12345\n\n", 16));
+        assert!(e.feed(b"data: 1234", 16));
+        assert!(e.feed(b"5\r\n\r\ndata: 12345\n", 16));
+        assert!(!e.feed(b"data: 1\n", 16), "two lines of one event add up");
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_closed_after_the_idle_timeout() {
+        let (url, accepted) = keep_alive_server(100).await;
+        let c = limited(1 << 20, 1 << 20, Duration::from_millis(200));
+        assert_eq!(get(&c, &url).await.bytes().await.unwrap(), "hi");
+        assert_eq!(get(&c, &url).await.bytes().await.unwrap(), "hi");
+        assert_eq!(accepted.load(Ordering::Relaxed), 1, "reused while fresh");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let idle = c.with_pools(|p| p.lean.as_ref().map(|l| l.idle.lock().unwrap().len()));
+        assert_eq!(idle, Some(0), "swept after the idle timeout");
+        assert_eq!(get(&c, &url).await.bytes().await.unwrap(), "hi");
+        assert_eq!(accepted.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_outlives_the_request_timeout_on_both_paths() {
+        use futures::StreamExt;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = sock.read(&mut buf).await;
+                    let _ = sock
+                        .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                        .await;
+                    for _ in 0..6 {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        let _ = sock.write_all(b"9\r\ndata: x\n\n\r\n").await;
+                    }
+                    let _ = sock.write_all(b"0\r\n\r\n").await;
+                });
+            }
+        });
+        let url = format!("http://{addr}/");
+        let with_user = format!("http://u:p@{addr}/");
+        for (client, url) in [(lean(), &url), (counting().0, &url), (lean(), &with_user)] {
+            let rb = client
+                .request(reqwest::Method::GET, url.as_str())
+                .timeout(Duration::from_millis(250));
+            let mut s = client.send(rb).await.unwrap().bytes_stream();
+            let mut got = Vec::new();
+            while let Some(b) = s.next().await {
+                got.extend_from_slice(&b.unwrap());
+            }
+            assert_eq!(got.len(), 6 * 9, "{url}");
+            // Read whole, the same body is bounded by the timeout.
+            let rb = client
+                .request(reqwest::Method::GET, url.as_str())
+                .timeout(Duration::from_millis(250));
+            let err = client.send(rb).await.unwrap().bytes().await.unwrap_err();
+            assert!(err.is_timeout(), "{url}: {err}");
+        }
     }
 
     #[tokio::test]

@@ -34,17 +34,15 @@ pub(crate) fn openai_sse(
                 }
                 Some(Err(e)) => {
                     return Some((
-                        Err(BifrostError::upstream_unreachable(
-                            false,
-                            format!("upstream stream broke: {e}"),
-                        )),
+                        Err(BifrostError::upstream_broke(format!(
+                            "upstream stream broke: {e}"
+                        ))),
                         None,
                     ));
                 }
                 None => {
                     return Some((
-                        Err(BifrostError::upstream_unreachable(
-                            false,
+                        Err(BifrostError::upstream_broke(
                             "upstream stream ended before [DONE]",
                         )),
                         None,

@@ -172,6 +172,14 @@ impl BifrostError {
         e
     }
 
+    /// The upstream's answer broke off after the request reached it (502, not retryable:
+    /// sending the request again could make the caller pay twice; fallbacks stay allowed).
+    pub fn upstream_broke(message: impl Into<String>) -> Self {
+        let mut e = Self::upstream_unreachable(false, message);
+        e.retryable = false;
+        e
+    }
+
     /// The provider answered something we could not parse (502, not retryable).
     pub fn bad_upstream_response(message: impl Into<String>) -> Self {
         let mut e = Self::new(

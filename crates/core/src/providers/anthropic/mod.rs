@@ -425,17 +425,15 @@ fn anthropic_sse(resp: Response, raw: bool) -> ResponseStream {
                 }
                 Some(Err(e)) => {
                     return Some((
-                        Err(BifrostError::upstream_unreachable(
-                            false,
-                            format!("anthropic stream broke: {e}"),
-                        )),
+                        Err(BifrostError::upstream_broke(format!(
+                            "anthropic stream broke: {e}"
+                        ))),
                         None,
                     ));
                 }
                 None => {
                     return Some((
-                        Err(BifrostError::upstream_unreachable(
-                            false,
+                        Err(BifrostError::upstream_broke(
                             "anthropic stream ended before message_stop",
                         )),
                         None,

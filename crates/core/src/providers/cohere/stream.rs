@@ -213,17 +213,15 @@ pub(super) fn chat_stream(resp: Response, model: &str) -> ResponseStream {
                 }
                 Some(Err(e)) => {
                     return Some((
-                        Err(BifrostError::upstream_unreachable(
-                            false,
-                            format!("cohere stream broke: {e}"),
-                        )),
+                        Err(BifrostError::upstream_broke(format!(
+                            "cohere stream broke: {e}"
+                        ))),
                         None,
                     ));
                 }
                 None => {
                     return Some((
-                        Err(BifrostError::upstream_unreachable(
-                            false,
+                        Err(BifrostError::upstream_broke(
                             "cohere stream ended before message-end",
                         )),
                         None,

@@ -401,7 +401,7 @@ async fn check_status(resp: Response) -> Result<Response, BifrostError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
         .and_then(seconds);
-    let bytes = resp.bytes().await.unwrap_or_default();
+    let bytes = resp.error_bytes().await;
     Err(error_from_body(status.as_u16(), &bytes, header_delay))
 }
 
@@ -546,10 +546,10 @@ fn gemini_sse(
                 }
                 None if s.converter.is_finished() => return None,
                 None => {
-                    return fail(BifrostError::upstream_unreachable(
-                        false,
-                        format!("{} stream ended before a finishReason", s.key),
-                    ));
+                    return fail(BifrostError::upstream_broke(format!(
+                        "{} stream ended before a finishReason",
+                        s.key
+                    )));
                 }
             }
         }
