@@ -15,7 +15,7 @@ use bifrost_core::{Bifrost, RequestContext};
 use hyper::body::Incoming;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower::ServiceBuilder;
-use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowCredentials, AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::map_request_body::MapRequestBodyLayer;
 
 use crate::body_timeout::with_read_timeout;
@@ -105,18 +105,34 @@ pub fn router(state: AppState, opts: RouterOptions) -> impl crate::workers::App 
         .service(routes)
 }
 
+/// CORS for browsers calling the gateway.
+///
+/// An origin is allowed when `allowed` names it, when `allowed` holds `*`, or when it is a
+/// local origin ([`is_localhost`]). An allowed origin is mirrored in
+/// `Access-Control-Allow-Origin` (with `Vary: Origin`).
+///
+/// `Access-Control-Allow-Credentials: true` is sent only to origins listed by name and to
+/// local origins. An origin allowed only through `*` is mirrored *without* credentials: it
+/// gets what a literal `*` grants (the browser may read answers to requests made without
+/// cookies or HTTP auth), never the credentialed wildcard that would let any web page make
+/// authenticated requests with a visitor's credentials and read the answers.
 fn cors(allowed: &[String]) -> CorsLayer {
-    let any = allowed.iter().any(|o| o == "*");
-    let allowed: Arc<[String]> = allowed
+    let any = allowed.iter().any(|o| o.trim() == "*");
+    let named: Arc<[String]> = allowed
         .iter()
-        .map(|o| o.trim_end_matches('/').to_owned())
+        .map(|o| o.trim().trim_end_matches('/').to_owned())
+        .filter(|o| !o.is_empty() && o != "*")
         .collect();
-    let origin = AllowOrigin::predicate(move |origin: &HeaderValue, _| {
-        let Ok(o) = origin.to_str() else { return false };
-        any || is_localhost(o) || allowed.iter().any(|a| a == o)
-    });
+    let trusted = move |origin: &HeaderValue| {
+        origin
+            .to_str()
+            .is_ok_and(|o| is_localhost(o) || named.iter().any(|a| a.eq_ignore_ascii_case(o)))
+    };
+    let credentials = trusted.clone();
     CorsLayer::new()
-        .allow_origin(origin)
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+            any || trusted(origin)
+        }))
         .allow_methods([
             Method::GET,
             Method::POST,
@@ -125,18 +141,40 @@ fn cors(allowed: &[String]) -> CorsLayer {
             Method::OPTIONS,
         ])
         .allow_headers(AllowHeaders::mirror_request())
-        .allow_credentials(true)
+        .allow_credentials(AllowCredentials::predicate(
+            move |origin: &HeaderValue, _| credentials(origin),
+        ))
         .max_age(Duration::from_secs(86400))
 }
 
+/// Whether `origin` (an `Origin` header: `scheme://host[:port]`) is a page served from this
+/// machine: scheme `http` or `https`, host exactly `localhost`, `127.0.0.1` or `[::1]`, an
+/// optional numeric port, and nothing else (no path, no user info). Look-alikes such as
+/// `http://localhost.evil.com`, `http://localhost@evil.com` or `http://[::ffff:127.0.0.1]`
+/// are not local.
 fn is_localhost(origin: &str) -> bool {
-    let host = origin
-        .split_once("://")
-        .map_or(origin, |(_, rest)| rest)
-        .split(['/', ':'])
-        .next()
-        .unwrap_or("");
-    matches!(host, "localhost" | "127.0.0.1" | "[" | "0.0.0.0") || origin.contains("://[::1]")
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+        return false;
+    }
+    let (host, port) = if authority.starts_with('[') {
+        match authority.split_once(']') {
+            Some((inside, rest)) => (&authority[..=inside.len()], rest),
+            None => return false,
+        }
+    } else {
+        match authority.find(':') {
+            Some(i) => authority.split_at(i),
+            None => (authority, ""),
+        }
+    };
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|p| {
+            !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+        });
+    port_ok && (host.eq_ignore_ascii_case("localhost") || host == "127.0.0.1" || host == "[::1]")
 }
 
 /// Builds the request context from the headers Bifrost defines.
@@ -387,4 +425,142 @@ async fn method_not_allowed(req: Request) -> Response {
             req.uri().path()
         ),
     )
+}
+
+#[cfg(test)]
+mod cors_tests {
+    use std::convert::Infallible;
+
+    use axum::body::Body;
+    use axum::http::{HeaderValue, Request, Response, header};
+    use tower::{Layer, ServiceExt, service_fn};
+
+    use super::{cors, is_localhost};
+
+    #[test]
+    fn local_origins_are_exact_hosts() {
+        for ok in [
+            "http://localhost",
+            "http://localhost:3000",
+            "https://localhost:8443",
+            "http://127.0.0.1",
+            "http://127.0.0.1:5173",
+            "http://[::1]",
+            "http://[::1]:8080",
+            "HTTP://LOCALHOST:3000",
+        ] {
+            assert!(is_localhost(ok), "{ok} should be local");
+        }
+        for bad in [
+            "http://localhost.evil.com",
+            "http://127.0.0.1.evil.com",
+            "http://localhost.evil.com:3000",
+            "http://[::ffff:127.0.0.1]",
+            "http://[::ffff:7f00:1]:8080",
+            "http://[::1].evil.com",
+            "http://[::1",
+            "http://localhost@evil.com",
+            "http://user@localhost",
+            "http://evil.com@localhost",
+            "http://localhost:80@evil.com",
+            "http://localhost:",
+            "http://localhost:abc",
+            "http://localhost:3000/path",
+            "http://localhost/",
+            "http://0.0.0.0",
+            "http://[",
+            "ftp://localhost",
+            "file://localhost",
+            "null",
+            "localhost",
+            "http://evil.com",
+            "http://127.0.0.2",
+            "http://localhost\u{0}.evil.com",
+        ] {
+            assert!(!is_localhost(bad), "{bad} must not be local");
+        }
+    }
+
+    /// Sends a request with `origin` (a preflight when `preflight`) through the CORS layer
+    /// built from `allowed`, and returns the allow-origin and allow-credentials headers.
+    async fn cors_headers(
+        allowed: &[&str],
+        origin: &str,
+        preflight: bool,
+    ) -> (Option<String>, Option<String>) {
+        let allowed: Vec<String> = allowed.iter().map(|s| (*s).to_owned()).collect();
+        let svc = cors(&allowed).layer(service_fn(|_req: Request<Body>| async {
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        }));
+        let mut req = Request::builder()
+            .uri("/v1/chat/completions")
+            .header(header::ORIGIN, HeaderValue::from_str(origin).unwrap());
+        req = if preflight {
+            req.method("OPTIONS")
+                .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+                .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type")
+        } else {
+            req.method("POST")
+        };
+        let resp = svc.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        let get = |name| {
+            resp.headers()
+                .get(name)
+                .map(|v: &HeaderValue| v.to_str().unwrap().to_owned())
+        };
+        (
+            get(header::ACCESS_CONTROL_ALLOW_ORIGIN),
+            get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS),
+        )
+    }
+
+    #[tokio::test]
+    async fn wildcard_never_comes_with_credentials() {
+        for preflight in [false, true] {
+            let (origin, creds) = cors_headers(&["*"], "https://any.example", preflight).await;
+            assert_eq!(origin.as_deref(), Some("https://any.example"));
+            assert_eq!(creds, None, "preflight={preflight}");
+            // A look-alike of localhost is only a wildcard origin: no credentials either.
+            let (origin, creds) =
+                cors_headers(&["*"], "http://[::ffff:127.0.0.1]", preflight).await;
+            assert_eq!(origin.as_deref(), Some("http://[::ffff:127.0.0.1]"));
+            assert_eq!(creds, None);
+            // Named and local origins keep credentials next to `*`.
+            let (origin, creds) = cors_headers(
+                &["*", "https://app.example/"],
+                "https://app.example",
+                preflight,
+            )
+            .await;
+            assert_eq!(origin.as_deref(), Some("https://app.example"));
+            assert_eq!(creds.as_deref(), Some("true"));
+            let (_, creds) = cors_headers(&["*"], "http://localhost:3000", preflight).await;
+            assert_eq!(creds.as_deref(), Some("true"));
+        }
+    }
+
+    #[tokio::test]
+    async fn named_and_local_origins_only_without_wildcard() {
+        let allowed = ["https://app.example"];
+        let (origin, creds) = cors_headers(&allowed, "https://app.example", false).await;
+        assert_eq!(origin.as_deref(), Some("https://app.example"));
+        assert_eq!(creds.as_deref(), Some("true"));
+        let (origin, creds) = cors_headers(&allowed, "http://127.0.0.1:5173", true).await;
+        assert_eq!(origin.as_deref(), Some("http://127.0.0.1:5173"));
+        assert_eq!(creds.as_deref(), Some("true"));
+        for evil in [
+            "https://evil.example",
+            "http://localhost.evil.com",
+            "http://127.0.0.1.evil.com",
+            "http://[::ffff:127.0.0.1]",
+            "http://localhost@evil.com",
+            "https://app.example.evil.com",
+        ] {
+            for preflight in [false, true] {
+                let (origin, creds) = cors_headers(&allowed, evil, preflight).await;
+                assert_eq!(origin, None, "{evil} must not be allowed");
+                assert_eq!(creds, None, "{evil} must not get credentials");
+            }
+        }
+    }
 }
