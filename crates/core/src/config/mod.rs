@@ -42,8 +42,14 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError 
     }
 }
 
-/// The whole `config.json`. Keys this version does not use (`mcp`, `config_store`, …) are
-/// accepted and ignored so that Bifrost configs load unchanged.
+/// The whole `config.json`.
+///
+/// Blocks of Bifrost's config this build does not implement are kept as raw JSON so that
+/// nothing is dropped silently: a config that relies on access control (`governance`,
+/// `client.enforce_governance_header`, an enabled `auth_config`) is refused by
+/// [`validate`](Self::validate), since serving it without that control would leave the
+/// gateway open; the others load and are listed by [`ignored_blocks`](Self::ignored_blocks)
+/// so the binary can warn about them at startup.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BifrostConfig {
     /// Gateway-wide settings.
@@ -55,6 +61,27 @@ pub struct BifrostConfig {
     /// Plugins in registration order.
     #[serde(default)]
     pub plugins: Vec<PluginConfig>,
+    /// Bifrost's virtual keys, teams, customers, budgets and rate limits: not implemented in
+    /// this build. A non-empty block stops startup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub governance: Option<Value>,
+    /// Bifrost's admin/inference authentication: not implemented in this build. An enabled
+    /// block (`is_enabled: true`) stops startup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_config: Option<Value>,
+    /// MCP client connections: not implemented in this build (ignored with a warning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<Value>,
+    /// Configuration database: not implemented in this build (ignored with a warning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_store: Option<Value>,
+    /// Request-log database: not implemented in this build (ignored with a warning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs_store: Option<Value>,
+    /// Vector store for semantic caching: not implemented in this build (ignored with a
+    /// warning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector_store: Option<Value>,
 }
 
 /// The `client` block.
@@ -75,6 +102,13 @@ pub struct ClientConfig {
     /// named in the `x-bifrost-dropped-params` response header instead of failing the request
     /// with a 400 naming it (the default: nothing is ever dropped silently).
     pub drop_unsupported_params: bool,
+    /// Bifrost's switch for its governance plugin. Not implemented in this build: `true` is
+    /// ignored with a startup warning (without `enforce_governance_header` Bifrost itself lets
+    /// requests without a virtual key through).
+    pub enable_governance: bool,
+    /// Bifrost's "every request needs a virtual key" switch. Not implemented in this build:
+    /// `true` stops startup rather than serving requests without the check.
+    pub enforce_governance_header: bool,
 }
 
 impl Default for ClientConfig {
@@ -86,6 +120,8 @@ impl Default for ClientConfig {
             allowed_origins: Vec::new(),
             prometheus_labels: Vec::new(),
             drop_unsupported_params: false,
+            enable_governance: false,
+            enforce_governance_header: false,
         }
     }
 }
@@ -404,8 +440,79 @@ impl BifrostConfig {
         }
     }
 
-    /// Checks values serde cannot: provider names, ranges and URLs. Errors name the field.
+    /// Blocks of the config this build does not implement and ignores, each with what was
+    /// found (e.g. `("mcp", "MCP client connections")`), for a startup warning. Blocks that
+    /// would change who may call the gateway are not here: [`validate`](Self::validate)
+    /// refuses them.
+    pub fn ignored_blocks(&self) -> Vec<(&'static str, &'static str)> {
+        let mut out = Vec::new();
+        let present = |v: &Option<Value>| v.as_ref().is_some_and(|v| !v.is_null());
+        if present(&self.governance) {
+            out.push(("governance", "governance (empty block)"));
+        }
+        if self.client.enable_governance {
+            out.push(("client.enable_governance", "the governance plugin"));
+        }
+        if present(&self.auth_config) {
+            out.push(("auth_config", "authentication (block not enabled)"));
+        }
+        for (name, block, what) in [
+            ("mcp", &self.mcp, "MCP client connections"),
+            (
+                "config_store",
+                &self.config_store,
+                "the configuration database",
+            ),
+            ("logs_store", &self.logs_store, "the request-log database"),
+            (
+                "vector_store",
+                &self.vector_store,
+                "the vector store (semantic cache)",
+            ),
+        ] {
+            if present(block) {
+                out.push((name, what));
+            }
+        }
+        out
+    }
+
+    /// Refuses configs that rely on access control this build does not implement, naming
+    /// the block: serving them would make an open gateway of a closed one.
+    fn refuse_unimplemented_access_control(&self) -> Result<(), ConfigError> {
+        const NOT_YET: &str = "is not implemented in this build, and serving this config \
+                               without it would leave the gateway open to every caller; \
+                               remove it to run without access control";
+        if self.governance.as_ref().is_some_and(|g| !is_empty_block(g)) {
+            return Err(invalid(
+                "governance",
+                format!("governance (virtual keys, budgets, rate limits) {NOT_YET}"),
+            ));
+        }
+        if self.client.enforce_governance_header {
+            return Err(invalid(
+                "client.enforce_governance_header",
+                format!("governance (required virtual keys) {NOT_YET}"),
+            ));
+        }
+        if self
+            .auth_config
+            .as_ref()
+            .and_then(|a| a.get("is_enabled"))
+            .is_some_and(is_truthy)
+        {
+            return Err(invalid(
+                "auth_config",
+                format!("authentication (auth_config.is_enabled) {NOT_YET}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks values serde cannot: provider names, ranges and URLs, and refuses blocks this
+    /// build cannot honour safely (see [`BifrostConfig`]). Errors name the field.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.refuse_unimplemented_access_control()?;
         if self.client.max_request_body_size_mb == 0 {
             return Err(invalid(
                 "client.max_request_body_size_mb",
@@ -465,6 +572,28 @@ impl BifrostConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether a block configures nothing: null, `false`, `""`, `[]`, `{}`, or an object whose
+/// every value is itself empty (e.g. `{"virtual_keys": [], "budgets": []}`).
+fn is_empty_block(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(is_empty_block),
+        Value::Number(_) => false,
+    }
+}
+
+/// `true`, or a string spelling it (environment overrides arrive as strings).
+fn is_truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::String(s) => s.eq_ignore_ascii_case("true"),
+        _ => false,
     }
 }
 
@@ -675,6 +804,80 @@ mod tests {
                 .contains("providers.azure.keys[0].azure_key_config.endpoint"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn governance_that_does_anything_stops_startup_naming_the_block() {
+        for (json, field) in [
+            (
+                r#"{"governance": {"virtual_keys": [{"id": "vk-1", "value": "sk-bf-1"}]}}"#,
+                "governance",
+            ),
+            (
+                r#"{"governance": {"budgets": [{"id": "b", "max_limit": 10}]}}"#,
+                "governance",
+            ),
+            (
+                r#"{"client": {"enforce_governance_header": true}}"#,
+                "client.enforce_governance_header",
+            ),
+            (
+                r#"{"auth_config": {"is_enabled": true, "admin_username": "a"}}"#,
+                "auth_config",
+            ),
+        ] {
+            let e = BifrostConfig::from_json(json).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.contains(&format!("config: {field}:")), "{msg}");
+            assert!(msg.contains("not implemented"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn other_unimplemented_blocks_load_and_are_listed() {
+        let cfg = BifrostConfig::from_json(
+            r#"{"providers": {"openai": {"keys": []}},
+                "governance": {"virtual_keys": [], "teams": []},
+                "client": {"enable_governance": true, "enforce_governance_header": false},
+                "auth_config": {"is_enabled": false},
+                "mcp": {"client_configs": [{"name": "fs"}]},
+                "config_store": {"enabled": true, "type": "sqlite"},
+                "logs_store": {"enabled": true},
+                "vector_store": {"enabled": false}}"#,
+        )
+        .unwrap();
+        let names: Vec<&str> = cfg.ignored_blocks().iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "governance",
+                "client.enable_governance",
+                "auth_config",
+                "mcp",
+                "config_store",
+                "logs_store",
+                "vector_store"
+            ]
+        );
+        let plain = BifrostConfig::from_json(r#"{"providers": {"openai": {"keys": []}}}"#).unwrap();
+        assert!(plain.ignored_blocks().is_empty());
+        let nulls = BifrostConfig::from_json(r#"{"governance": null, "mcp": null}"#).unwrap();
+        assert!(nulls.ignored_blocks().is_empty());
+    }
+
+    #[test]
+    fn unknown_providers_stop_startup_and_bedrock_vertex_load() {
+        let e = BifrostConfig::from_json(r#"{"providers": {"openia": {"keys": []}}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("providers.openia"), "{e}");
+        assert!(e.contains("unknown provider \"openia\""), "{e}");
+        let cfg = BifrostConfig::from_json(
+            r#"{"providers": {"bedrock": {"keys": []}, "vertex": {"keys": []}}}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.providers.len(), 2);
+        assert!(cfg.ignored_blocks().is_empty());
     }
 
     #[test]
