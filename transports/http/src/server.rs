@@ -1,6 +1,7 @@
 //! Startup: configuration, plugins, metrics, listener, graceful shutdown.
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +14,9 @@ use tokio::net::TcpListener;
 use crate::app::{AppState, RouterOptions, SharedState, router};
 use crate::cli::Cli;
 use crate::workers;
+
+/// How long `-healthcheck` waits for the connection and for the answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long in-flight requests get to finish after SIGTERM/ctrl-c.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,6 +38,7 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<BifrostConfig> {
             let cfg =
                 BifrostConfig::load(&p).with_context(|| format!("loading {}", p.display()))?;
             tracing::info!(config = %p.display(), providers = cfg.providers.len(), "configuration loaded");
+            warn_ignored_blocks(&cfg);
             cfg
         }
         None => {
@@ -75,6 +80,17 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<BifrostConfig> {
     Ok(cfg)
 }
 
+/// Warns once per config block this build does not implement and ignores (blocks it cannot
+/// ignore safely were refused when the config was loaded).
+fn warn_ignored_blocks(cfg: &BifrostConfig) {
+    for (block, what) in cfg.ignored_blocks() {
+        tracing::warn!(
+            block,
+            "config block `{block}` ignored: not implemented in this build ({what})"
+        );
+    }
+}
+
 /// Instantiates the enabled plugins in config order.
 pub fn build_plugins(cfg: &BifrostConfig) -> anyhow::Result<Vec<Arc<dyn Plugin>>> {
     let mut out: Vec<Arc<dyn Plugin>> = Vec::new();
@@ -113,6 +129,56 @@ fn install_metrics() -> Option<PrometheusHandle> {
         }
     });
     Some(handle)
+}
+
+/// `-healthcheck`: `GET /health` from the gateway this machine serves at the host and port
+/// `cli` selects (a wildcard bind address is probed on loopback); `Ok` on a 200 answer.
+/// Plain blocking I/O, so it needs no runtime and no curl in the container image.
+pub fn healthcheck(cli: &Cli) -> anyhow::Result<()> {
+    let host = match cli.host.trim_start_matches('[').trim_end_matches(']') {
+        "" | "0.0.0.0" => "127.0.0.1",
+        "::" => "::1",
+        h => h,
+    };
+    let addrs: Vec<SocketAddr> = (host, cli.port)
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {host}"))?
+        .collect();
+    let mut last = anyhow::anyhow!("{host} resolves to no address");
+    for addr in addrs {
+        match probe(addr) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e.context(format!("GET http://{addr}/health")),
+        }
+    }
+    Err(last)
+}
+
+/// One `GET /health` over HTTP/1.1 to `addr`; `Ok` when the status line says 200.
+fn probe(addr: SocketAddr) -> anyhow::Result<()> {
+    let mut conn = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT)?;
+    conn.set_read_timeout(Some(PROBE_TIMEOUT))?;
+    conn.set_write_timeout(Some(PROBE_TIMEOUT))?;
+    conn.write_all(
+        format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
+    let mut head = Vec::with_capacity(64);
+    let mut buf = [0u8; 64];
+    while !head.contains(&b'\n') && head.len() < 256 {
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let status_line = line.lines().next().unwrap_or_default();
+    let status = status_line.split_whitespace().nth(1);
+    anyhow::ensure!(
+        status_line.starts_with("HTTP/1.") && status == Some("200"),
+        "unhealthy answer: {status_line:?}"
+    );
+    Ok(())
 }
 
 /// Runs the gateway until SIGTERM/ctrl-c, then drains in-flight requests.
