@@ -3,8 +3,10 @@
 //! `tower_http`'s body timeout arms a timer for every request. Almost every request body here
 //! arrives with its headers, so the timer is registered and cancelled without ever mattering;
 //! profiles counted that among the per-request costs. This body arms its timer the first time
-//! the client has not sent the rest yet, and restarts it whenever a frame arrives, so a slow
-//! but live upload is not cut while a stalled one still ends after `limit`.
+//! the client has not sent the rest yet, and the deadline is a total for the whole body: it is
+//! never restarted when a frame arrives, so a client trickling one byte now and then cannot
+//! hold a connection (and a worker's memory) past `limit`. Handlers read the body before
+//! anything else, so the timer starts microseconds after the headers were read.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,7 +19,8 @@ use bytes::Bytes;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::Sleep;
 
-/// `body` with a deadline of `limit` between frames.
+/// `body` with a deadline of `limit` for all of it, counted from the first time a frame was
+/// not there yet (no timer at all when the body came with the headers).
 pub fn with_read_timeout(body: Body, limit: Duration) -> Body {
     Body::new(LazyTimeout {
         inner: body,
@@ -47,10 +50,8 @@ impl HttpBody for LazyTimeout {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                this.sleep = None;
-                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
-            }
+            // The deadline keeps running across frames: it bounds the whole body.
+            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
             Poll::Pending => {
                 let limit = this.limit;
                 let sleep = this
@@ -98,5 +99,50 @@ mod tests {
         let err = body.collect().await.unwrap_err();
         assert!(err.to_string().contains("not received"), "{err}");
         drop(tx);
+    }
+
+    /// A byte every 30 ms keeps every gap far below the limit; the body is still cut at the
+    /// 100 ms total, long before its 3 s of trickle end.
+    #[tokio::test(start_paused = true)]
+    async fn a_trickling_body_is_cut_at_the_total_deadline() {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
+        let sender = tokio::spawn(async move {
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                if tx
+                    .send(Ok(Frame::data(Bytes::from_static(b"x"))))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+        let mut body = with_read_timeout(
+            Body::new(http_body_util::StreamBody::new(stream)),
+            Duration::from_millis(100),
+        );
+        let started = tokio::time::Instant::now();
+        let mut received = 0;
+        let err = loop {
+            match body.frame().await {
+                Some(Ok(_)) => received += 1,
+                Some(Err(e)) => break e,
+                None => panic!("the trickle ended before the deadline"),
+            }
+        };
+        let took = started.elapsed();
+        assert!(err.to_string().contains("not received"), "{err}");
+        assert!(
+            (2..=4).contains(&received),
+            "{received} bytes within 100 ms at one per 30 ms"
+        );
+        assert!(
+            took >= Duration::from_millis(100) && took < Duration::from_millis(130),
+            "cut after {took:?}"
+        );
+        drop(body);
+        sender.await.unwrap();
     }
 }

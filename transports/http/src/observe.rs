@@ -1,20 +1,19 @@
 //! The layer every routed request passes: request id, HTTP metrics, the gateway-overhead
 //! headers, the early 413 and the panic guard.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, LazyLock, OnceLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
-use bifrost_core::telemetry::{LocalSeries, interned_label, status_label, with_local};
+use bifrost_core::telemetry::{LabelSet, LocalSeries, OTHER, status_label, with_local};
 use metrics::{Label, SharedString};
 use tower::{Layer, Service};
 
@@ -220,18 +219,85 @@ where
     }
 }
 
-/// The caller's values of the custom Prometheus labels (`x-bf-prom-<label>` headers).
+/// Distinct values one custom label takes (first come); later values report as `other`.
+pub(crate) const MAX_CUSTOM_VALUES: usize = 64;
+/// Longest custom label value kept as is; a longer one reports as `other`.
+pub(crate) const MAX_CUSTOM_VALUE_BYTES: usize = 64;
+/// Route templates with their own `path` value (the router has a few dozen).
+const MAX_ROUTE_LABELS: usize = 256;
+
+/// The `path` label: the matched route template (or `unmatched`), from its own bounded set
+/// so no other kind of name can crowd routes out.
+fn route_label(path: &str) -> SharedString {
+    static ROUTES: LazyLock<LabelSet> = LazyLock::new(|| LabelSet::new(MAX_ROUTE_LABELS));
+    ROUTES.admit(path)
+}
+
+/// One custom label: its name as a shareable label key, and the values it admitted.
+struct CustomLabel {
+    name: SharedString,
+    values: HashSet<Arc<str>>,
+}
+
+/// Custom labels by name. Header values are the caller's choice, so each label keeps at most
+/// [`MAX_CUSTOM_VALUES`] values of at most [`MAX_CUSTOM_VALUE_BYTES`]; the rest are `other`.
+static CUSTOM: LazyLock<RwLock<HashMap<Box<str>, CustomLabel>>> =
+    LazyLock::new(|| RwLock::new(HashMap::new()));
+
+/// The caller's values of the custom Prometheus labels (`x-bf-prom-<label>` headers),
+/// bounded per label. A value seen before costs a read lock and no allocation.
 fn custom_labels(st: &AppState, headers: &HeaderMap) -> Vec<Label> {
+    if st.prometheus_labels.is_empty() {
+        return Vec::new();
+    }
     st.prometheus_labels
         .iter()
-        .map(|l| {
-            let v = headers
-                .get(format!("x-bf-prom-{l}"))
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            Label::new(l.clone(), v.to_owned())
-        })
+        .map(|l| custom_label(l, prom_header(headers, l)))
         .collect()
+}
+
+/// The value of `x-bf-prom-<label>` ("" when absent), found without building the header name.
+fn prom_header<'a>(headers: &'a HeaderMap, label: &str) -> &'a str {
+    headers
+        .iter()
+        .find_map(|(k, v)| {
+            let rest = k.as_str().strip_prefix("x-bf-prom-")?;
+            rest.eq_ignore_ascii_case(label).then(|| v.to_str().ok())?
+        })
+        .unwrap_or("")
+}
+
+/// `label` = `value`, or `label` = `other` once the label's cap is full or `value` is long.
+fn custom_label(label: &str, value: &str) -> Label {
+    if let Ok(map) = CUSTOM.read()
+        && let Some(c) = map.get(label)
+    {
+        if let Some(v) = c.values.get(value) {
+            return Label::new(c.name.clone(), SharedString::from(Arc::clone(v)));
+        }
+        if value.len() > MAX_CUSTOM_VALUE_BYTES || c.values.len() >= MAX_CUSTOM_VALUES {
+            return Label::new(c.name.clone(), SharedString::const_str(OTHER));
+        }
+    }
+    let Ok(mut map) = CUSTOM.write() else {
+        return Label::new(label.to_owned(), SharedString::const_str(OTHER));
+    };
+    let c = map.entry(label.into()).or_insert_with(|| CustomLabel {
+        name: SharedString::from(Arc::<str>::from(label)),
+        values: HashSet::new(),
+    });
+    let value = match c.values.get(value) {
+        Some(v) => SharedString::from(Arc::clone(v)),
+        None if value.len() > MAX_CUSTOM_VALUE_BYTES || c.values.len() >= MAX_CUSTOM_VALUES => {
+            SharedString::const_str(OTHER)
+        }
+        None => {
+            let v: Arc<str> = Arc::from(value);
+            c.values.insert(Arc::clone(&v));
+            SharedString::from(v)
+        }
+    };
+    Label::new(c.name.clone(), value)
 }
 
 /// The overhead headers, the request id, the HTTP metrics and the log line for `resp`.
@@ -283,7 +349,7 @@ fn finish(mut resp: Response, seen: Seen) -> Response {
     if !custom.is_empty() && !scrape {
         let mut labels = Vec::with_capacity(3 + custom.len());
         labels.extend([
-            Label::new("path", interned_label(path)),
+            Label::new("path", route_label(path)),
             Label::new("method", method),
             Label::new("status", status_label(status)),
         ]);
@@ -320,8 +386,8 @@ fn push_millis(out: &mut String, d: Duration) {
 }
 
 /// The HTTP series of one (route, method, status), registered once: a labelled lookup in the
-/// recorder per request showed up in profiles. Bounded: routes are interned (bounded) and
-/// statuses are few.
+/// recorder per request showed up in profiles. Bounded: paths are route templates (a
+/// bounded set) and statuses are few.
 struct HttpSeries {
     requests: metrics::Counter,
     duration: metrics::Histogram,
@@ -332,7 +398,7 @@ fn http_series(path: &str, method: &'static str, status: u16) -> Arc<HttpSeries>
     type Key = (SharedString, &'static str, u16);
     static CACHE: OnceLock<RwLock<HashMap<Key, Arc<HttpSeries>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| RwLock::new(HashMap::new()));
-    let path = interned_label(path);
+    let path = route_label(path);
     let key = (path.clone(), method, status);
     if let Ok(map) = cache.read()
         && let Some(s) = map.get(&key)
@@ -358,8 +424,7 @@ fn http_series(path: &str, method: &'static str, status: u16) -> Arc<HttpSeries>
 thread_local! {
     /// This worker's view of the HTTP series (routes are few, so it stays small): no lock
     /// and no shared reference count per request.
-    static LOCAL_HTTP: LocalSeries<(&'static str, u16), HttpSeries> =
-        RefCell::new(HashMap::new());
+    static LOCAL_HTTP: LocalSeries<(&'static str, u16), HttpSeries> = LocalSeries::new();
 }
 
 /// Runs `f` on the HTTP series of (route, method, status) from this thread's cache.
@@ -393,6 +458,38 @@ mod tests {
     use axum::body::Body;
     use axum::routing::get;
     use bifrost_core::Bifrost;
+
+    #[test]
+    fn custom_label_values_are_capped_in_number_and_length() {
+        let label = "observe-test-team";
+        let value = |v: &str| custom_label(label, v).value().to_owned();
+        assert_eq!(value("core"), "core");
+        for i in 0..(2 * MAX_CUSTOM_VALUES) {
+            let _ = value(&format!("t{i}"));
+        }
+        let distinct: HashSet<String> = (0..(2 * MAX_CUSTOM_VALUES))
+            .map(|i| value(&format!("t{i}")))
+            .collect();
+        assert!(
+            distinct.len() <= MAX_CUSTOM_VALUES + 1,
+            "{}",
+            distinct.len()
+        );
+        assert!(distinct.contains(OTHER));
+        assert_eq!(value("core"), "core", "a value seen before keeps its label");
+        assert_eq!(value(&"x".repeat(MAX_CUSTOM_VALUE_BYTES + 1)), OTHER);
+        assert_eq!(custom_label(label, "core").key(), label);
+    }
+
+    #[test]
+    fn custom_label_headers_are_found_without_building_their_names() {
+        let mut h = HeaderMap::new();
+        h.insert("x-bf-prom-team", HeaderValue::from_static("core"));
+        h.insert("x-bf-prom-env", HeaderValue::from_static("prod"));
+        assert_eq!(prom_header(&h, "team"), "core");
+        assert_eq!(prom_header(&h, "Env"), "prod");
+        assert_eq!(prom_header(&h, "region"), "");
+    }
 
     #[test]
     fn millis_print_three_decimals() {
