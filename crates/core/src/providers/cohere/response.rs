@@ -97,7 +97,7 @@ impl CohereUsage {
         Usage {
             prompt_tokens,
             completion_tokens,
-            total_tokens: prompt_tokens + completion_tokens,
+            total_tokens: prompt_tokens.saturating_add(completion_tokens),
             prompt_tokens_details: count(self.cached_tokens).map(|c| PromptTokensDetails {
                 cached_tokens: Some(c),
                 audio_tokens: None,

@@ -876,8 +876,15 @@ pub fn finish_reason(reason: &str, has_tool_calls: bool) -> &'static str {
 /// reasoning) and are reported in `reasoning_tokens`; tool-use prompt tokens count as
 /// prompt tokens; cached tokens (already inside the prompt count) in `cached_tokens`.
 pub fn usage(u: &UsageMetadata) -> Usage {
-    let prompt = u.prompt_token_count.unwrap_or(0) + u.tool_use_prompt_token_count.unwrap_or(0);
-    let completion = u.candidates_token_count.unwrap_or(0) + u.thoughts_token_count.unwrap_or(0);
+    // Saturating: the counts come from the upstream's JSON, which may say anything.
+    let prompt = u
+        .prompt_token_count
+        .unwrap_or(0)
+        .saturating_add(u.tool_use_prompt_token_count.unwrap_or(0));
+    let completion = u
+        .candidates_token_count
+        .unwrap_or(0)
+        .saturating_add(u.thoughts_token_count.unwrap_or(0));
     let audio = u.prompt_tokens_details.as_ref().and_then(|d| {
         d.iter()
             .find(|m| m.modality == "AUDIO")
@@ -892,7 +899,9 @@ pub fn usage(u: &UsageMetadata) -> Usage {
     Usage {
         prompt_tokens: prompt,
         completion_tokens: completion,
-        total_tokens: u.total_token_count.unwrap_or(prompt + completion),
+        total_tokens: u
+            .total_token_count
+            .unwrap_or(prompt.saturating_add(completion)),
         prompt_tokens_details: prompt_details,
         completion_tokens_details: u.thoughts_token_count.map(|t| CompletionTokensDetails {
             reasoning_tokens: Some(t),
