@@ -10,7 +10,7 @@ comma   := ,
 # Where cargo puts binaries (honours CARGO_TARGET_DIR, as a shared CI target dir would set).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
-.PHONY: run build test test-rust test-python lint fmt bench clean
+.PHONY: run build test test-rust test-python lint fmt bench bench-soak clean
 
 ## run: the gateway on :8080 with the demo config (mock/* models answer offline)
 run:
@@ -42,6 +42,7 @@ test-python: $(VENV)/.installed build
 ## bench: the benchmark suite (never part of `make test`); writes docs/benchmarks.md.
 ##   make bench PEERS=litellm     also measures the LiteLLM proxy side by side
 ##   make bench BENCH_ARGS="--duration 2 --soak 30"   a quicker run
+##   make bench-soak              the long form (30-minute soak)
 BENCH_VENV ?= .venv-bench
 bench:
 	$(CARGO) build --release --locked -p bifrost-transport-http -p bifrost-mock-upstream -p bifrost-bench
@@ -57,6 +58,9 @@ endif
 		--gateway-bin $(TARGET_DIR)/release/bifrost-http --mock-bin $(TARGET_DIR)/release/mock-upstream $(BENCH_ARGS) \
 		$(if $(PEERS),--peers $(PEERS) --litellm-bin $(BENCH_VENV)/bin/litellm)
 
+## bench-soak: the long form, with a 30-minute steady-load memory trend (RSS must stay flat).
+bench-soak:
+	$(MAKE) bench BENCH_ARGS="--soak 1800 $(BENCH_ARGS)"
 
 fmt:
 	$(CARGO) fmt --all

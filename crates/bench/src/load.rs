@@ -249,6 +249,153 @@ async fn one_stream(client: &HttpClient, uri: hyper::Uri, body: Bytes) -> Option
     })
 }
 
+/// What an open-loop run measured.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OpenResult {
+    /// Requests sent.
+    pub sent: u64,
+    /// Requests answered 2xx with a whole body.
+    pub ok: u64,
+    /// Requests that failed (non-2xx, transport error, broken body).
+    pub errors: u64,
+    /// Successful answers more than `slow_over` after the request was sent.
+    pub slow: u64,
+    /// Request start times that came over 10 ms after their schedule (no worker free).
+    pub late_starts: u64,
+    /// Whole-response latency of the successful requests.
+    pub latency_us: Percentiles,
+    /// Largest number of requests in flight at once.
+    pub max_in_flight: u64,
+}
+
+/// An open-loop run (`oha -q rate -c connections -z duration`): requests are scheduled at
+/// `rate` per second whatever the answers do; `connections` workers, each with a connection
+/// of its own, take the next scheduled request when free. Counts answers slower than
+/// `slow_over`. `on_tick` runs every 100 ms (e.g. to sample the server's memory).
+pub async fn open_loop(
+    url: &str,
+    body: Bytes,
+    rate: u64,
+    connections: usize,
+    duration: Duration,
+    slow_over: Duration,
+    mut on_tick: impl FnMut(),
+) -> anyhow::Result<OpenResult> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let uri: hyper::Uri = url.parse().context("bad url")?;
+    let addr = format!(
+        "{}:{}",
+        uri.host().context("no host")?,
+        uri.port_u16().unwrap_or(80)
+    );
+    let total = rate.saturating_mul(duration.as_secs()).max(1);
+    let next = Arc::new(AtomicU64::new(0));
+    let in_flight = Arc::new(AtomicU64::new(0));
+    let max_in_flight = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let (uri, body, addr) = (uri.clone(), body.clone(), addr.clone());
+        let (next, in_flight, max_in_flight) =
+            (next.clone(), in_flight.clone(), max_in_flight.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let (mut errors, mut slow, mut late) = (0u64, 0u64, 0u64);
+            let mut conn: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>> = None;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+                tokio::time::sleep_until(due.into()).await;
+                let t0 = Instant::now();
+                if t0 - due > Duration::from_millis(10) {
+                    late += 1;
+                }
+                let n = in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+                max_in_flight.fetch_max(n, Ordering::Relaxed);
+                let ok = send_on(&mut conn, &addr, &uri, body.clone()).await;
+                in_flight.fetch_sub(1, Ordering::Relaxed);
+                let took = t0.elapsed();
+                if ok {
+                    lat.push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX));
+                    if took > slow_over {
+                        slow += 1;
+                    }
+                } else {
+                    errors += 1;
+                    conn = None;
+                }
+            }
+            (lat, errors, slow, late)
+        }));
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut all = Vec::new();
+    let mut out = OpenResult::default();
+    let mut tasks = tasks.into_iter();
+    let mut current = tasks.next();
+    while let Some(t) = current.as_mut() {
+        tokio::select! {
+            r = t => {
+                let (lat, e, s, l) = r?;
+                all.extend(lat);
+                out.errors += e;
+                out.slow += s;
+                out.late_starts += l;
+                current = tasks.next();
+            }
+            _ = tick.tick() => on_tick(),
+        }
+    }
+    out.ok = all.len() as u64;
+    out.sent = out.ok + out.errors;
+    out.latency_us = Percentiles::of(&mut all);
+    out.max_in_flight = max_in_flight.load(Ordering::Relaxed);
+    Ok(out)
+}
+
+/// One request on the worker's own connection (opened, or opened again after a failure).
+async fn send_on(
+    conn: &mut Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
+    addr: &str,
+    uri: &hyper::Uri,
+    body: Bytes,
+) -> bool {
+    if conn.as_ref().is_none_or(|c| c.is_closed()) {
+        let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
+            return false;
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok((send, driver)) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await
+        else {
+            return false;
+        };
+        tokio::spawn(driver);
+        *conn = Some(send);
+    }
+    let Some(c) = conn.as_mut() else {
+        return false;
+    };
+    if c.ready().await.is_err() {
+        return false;
+    }
+    let Ok(req) = Request::post(uri.path_and_query().map_or("/", |p| p.as_str()))
+        .header("host", addr)
+        .header("content-type", "application/json")
+        .body(Full::new(body))
+    else {
+        return false;
+    };
+    match c.send_request(req).await {
+        Ok(resp) => resp.status().is_success() && resp.into_body().collect().await.is_ok(),
+        Err(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,9 @@ use anyhow::Context;
 use bytes::Bytes;
 use serde_json::json;
 
-use crate::load::{LoadResult, StreamResult, closed_loop, concurrent_streams};
+use crate::load::{
+    LoadResult, OpenResult, StreamResult, closed_loop, concurrent_streams, open_loop,
+};
 use crate::procs::{Proc, free_port, mock, server};
 use crate::procstat::{cpu_time, memory_mib};
 
@@ -45,6 +47,36 @@ pub struct SuiteArgs {
     /// The LiteLLM proxy executable (for `--peers litellm`).
     #[arg(long, default_value = ".venv-bench/bin/litellm")]
     pub litellm_bin: PathBuf,
+    /// The seed's benchmark: requests per second, open loop (0 skips it).
+    #[arg(long, default_value_t = 5000)]
+    pub seed_rate: u64,
+    /// The seed's benchmark: client connections (workers).
+    #[arg(long, default_value_t = 9000)]
+    pub seed_connections: usize,
+    /// The seed's benchmark: seconds of scheduled requests.
+    #[arg(long, default_value_t = 20)]
+    pub seed_secs: u64,
+    /// The seed's benchmark: upstream latency in ms.
+    #[arg(long, default_value_t = 1500)]
+    pub seed_latency_ms: u64,
+}
+
+/// What the seed's benchmark (5,000 RPS open loop against a 1.5 s upstream) measured.
+struct Seed {
+    direct: OpenResult,
+    gateway: OpenResult,
+    idle_rss: f64,
+    peak_rss: f64,
+    cpu_us_per_req: f64,
+}
+
+/// Spinning on or off: CPU per streamed chunk and per request, and latency at concurrency 1.
+struct SpinRow {
+    spin_us: u64,
+    idle_cpu_ms: f64,
+    cpu_us_per_chunk: f64,
+    cpu_us_per_req: f64,
+    c1: LoadResult,
 }
 
 const PROMPT: &str = "Say hello in one short sentence.";
@@ -92,23 +124,39 @@ impl Drop for TempDir {
     }
 }
 
+/// A provider block at `url` admitting `concurrency` requests at once.
+fn bench_provider(url: &str, concurrency: usize) -> serde_json::Value {
+    json!({"keys": [{"value": "sk-bench"}], "network_config": {"base_url": url},
+           "concurrency_and_buffer_size": {"concurrency": concurrency, "buffer_size": 2 * concurrency}})
+}
+
 async fn start_gateway(
     bin: &std::path::Path,
     instant: &str,
     slow: &str,
     fixed: Option<&str>,
 ) -> anyhow::Result<Gateway> {
-    let dir = std::env::temp_dir().join(format!("bifrost-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let provider = |url: &str| {
-        json!({"keys": [{"value": "sk-bench"}], "network_config": {"base_url": url},
-               "concurrency_and_buffer_size": {"concurrency": 4096, "buffer_size": 8192}})
-    };
-    let mut providers = json!({"openai": provider(instant), "groq": provider(slow)});
+    let mut providers =
+        json!({"openai": bench_provider(instant, 4096), "groq": bench_provider(slow, 4096)});
     if let Some(f) = fixed {
-        providers["cerebras"] = provider(f);
+        providers["cerebras"] = bench_provider(f, 4096);
     }
     let cfg = json!({"client": {"initial_pool_size": 512}, "providers": providers});
+    start_gateway_with(bin, &cfg, &[]).await
+}
+
+/// A gateway serving `cfg`, with extra flags.
+async fn start_gateway_with(
+    bin: &std::path::Path,
+    cfg: &serde_json::Value,
+    extra: &[&str],
+) -> anyhow::Result<Gateway> {
+    let dir = std::env::temp_dir().join(format!(
+        "bifrost-bench-{}-{}",
+        std::process::id(),
+        free_port()?
+    ));
+    std::fs::create_dir_all(&dir)?;
     let path = dir.join("config.json");
     std::fs::write(&path, cfg.to_string())?;
     let port = free_port()?;
@@ -123,6 +171,7 @@ async fn start_gateway(
         "-log-level",
         "warn",
     ]);
+    cmd.args(extra);
     let proc = server(cmd, port, "/health").await?;
     Ok(Gateway {
         proc,
@@ -343,6 +392,21 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
     }
     let (_, peak_rss) = memory_mib(gw.proc.pid()).unwrap_or_default();
 
+    let mut spin = Vec::new();
+    for spin_us in [200, 0] {
+        eprintln!("spinning {spin_us} us: CPU per streamed chunk and per request");
+        spin.push(spin_row(&args, &instant.url, spin_us).await?);
+    }
+    let seed = if args.seed_rate > 0 {
+        eprintln!(
+            "the seed's benchmark: {} RPS open loop, {} connections, {} s, {} ms upstream",
+            args.seed_rate, args.seed_connections, args.seed_secs, args.seed_latency_ms
+        );
+        Some(seed_benchmark(&args).await?)
+    } else {
+        None
+    };
+
     eprintln!("steady load for {} s (memory trend)", args.soak);
     let trend = soak(&gw.proc, Duration::from_secs(args.soak)).await?;
 
@@ -368,11 +432,104 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
         streams: &stream_rows,
         trend: &trend,
         peers: &peers,
+        spin: &spin,
+        seed: seed.as_ref(),
     };
     let text = report.render();
     std::fs::write(&args.out, &text).with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
+}
+
+/// Streams and single requests through a fresh gateway spinning `spin_us` (0: off).
+async fn spin_row(args: &SuiteArgs, upstream: &str, spin_us: u64) -> anyhow::Result<SpinRow> {
+    let cfg = json!({"providers": {"openai": bench_provider(upstream, 4096)}});
+    let spin = spin_us.to_string();
+    let gw = start_gateway_with(&args.gateway_bin, &cfg, &["-spin-us", &spin]).await?;
+    let pid = gw.proc.pid();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cpu = || cpu_time(pid).unwrap_or_default();
+    let c0 = cpu();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_cpu_ms = cpu().saturating_sub(c0).as_secs_f64() * 1e3;
+    // 16 streams of 40 chunks, 50 ms apart: the gateway mostly waits for chunks.
+    const STREAMS: usize = 16;
+    const CHUNKS: usize = 40;
+    let body = chat_body(
+        "openai/gpt-4o-mini",
+        json!({"stream": true, "mock": {"chunks": CHUNKS, "chunk_delay_ms": 50}}),
+    );
+    let url = format!("{}/v1/chat/completions", gw.proc.url);
+    let c0 = cpu();
+    concurrent_streams(&url, body, STREAMS, Duration::from_millis(250)).await?;
+    let cpu_us_per_chunk = cpu().saturating_sub(c0).as_secs_f64() * 1e6 / (STREAMS * CHUNKS) as f64;
+    let body = chat_body("openai/gpt-4o-mini", json!({}));
+    let c0 = cpu();
+    let t0 = Instant::now();
+    let c1 = closed_loop(
+        &url,
+        body,
+        1,
+        Duration::from_millis(500),
+        Duration::from_secs(args.duration),
+    )
+    .await?;
+    let served = c1.rps * t0.elapsed().as_secs_f64();
+    let cpu_us_per_req = cpu().saturating_sub(c0).as_secs_f64() * 1e6 / served.max(1.0);
+    Ok(SpinRow {
+        spin_us,
+        idle_cpu_ms,
+        cpu_us_per_chunk,
+        cpu_us_per_req,
+        c1,
+    })
+}
+
+/// The seed's own benchmark: an open loop at `seed_rate` RPS over `seed_connections`
+/// connections against an upstream answering after `seed_latency_ms`, straight to the
+/// upstream and then through a fresh gateway (whose peak RSS is this scenario's alone).
+async fn seed_benchmark(args: &SuiteArgs) -> anyhow::Result<Seed> {
+    let upstream = mock(&args.mock_bin, args.seed_latency_ms)?;
+    let n = args.seed_connections;
+    let cfg = json!({"providers": {"openai": bench_provider(&upstream.url, n + 1000)}});
+    let gw = start_gateway_with(&args.gateway_bin, &cfg, &[]).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (idle_rss, _) = memory_mib(gw.proc.pid()).unwrap_or_default();
+    let slow_over = Duration::from_millis(args.seed_latency_ms + 100);
+    let d = Duration::from_secs(args.seed_secs);
+    let direct = open_loop(
+        &format!("{}/v1/chat/completions", upstream.url),
+        chat_body("gpt-4o-mini", json!({})),
+        args.seed_rate,
+        n,
+        d,
+        slow_over,
+        || {},
+    )
+    .await?;
+    // Let the direct run's connections close before the gateway's run.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pid = gw.proc.pid();
+    let c0 = cpu_time(pid).unwrap_or_default();
+    let gateway = open_loop(
+        &format!("{}/v1/chat/completions", gw.proc.url),
+        chat_body("openai/gpt-4o-mini", json!({})),
+        args.seed_rate,
+        n,
+        d,
+        slow_over,
+        || {},
+    )
+    .await?;
+    let cpu = cpu_time(pid).unwrap_or_default().saturating_sub(c0);
+    let (_, peak_rss) = memory_mib(pid).unwrap_or_default();
+    Ok(Seed {
+        cpu_us_per_req: cpu.as_secs_f64() * 1e6 / (gateway.sent.max(1) as f64),
+        direct,
+        gateway,
+        idle_rss,
+        peak_rss,
+    })
 }
 
 /// RSS samples (seconds since start, MiB) under steady load at concurrency 16 on the 20 ms upstream.
@@ -458,6 +615,8 @@ struct Report<'a> {
     streams: &'a [(usize, StreamResult, StreamResult)],
     trend: &'a [(u64, f64)],
     peers: &'a [(String, Vec<Pair>)],
+    spin: &'a [SpinRow],
+    seed: Option<&'a Seed>,
 }
 
 fn cmd_output(cmd: &str, args: &[&str]) -> String {
@@ -614,6 +773,57 @@ impl Report<'_> {
             self.peak_rss,
             pass(self.peak_rss < 100.0)
         );
+        let added_ttft_512 = self
+            .streams
+            .iter()
+            .find(|(n, _, _)| *n == 512)
+            .map_or(f64::NAN, |(_, d, g)| {
+                (g.ttft_us.p99 - d.ttft_us.p99) / 1000.0
+            });
+        let _ = writeln!(
+            o,
+            "| added TTFT p99 ≤ 5 ms, 512 streams opened at once | {added_ttft_512:.1} ms | {} |",
+            pass(added_ttft_512 <= 5.0)
+        );
+        if let Some(seed) = self.seed {
+            let g = &seed.gateway;
+            let ok_pct = 100.0 * g.ok as f64 / g.sent.max(1) as f64;
+            let _ = writeln!(
+                o,
+                "| seed benchmark ({} RPS, {} ms upstream): 100 % success | {ok_pct:.2} % ({} of {}) | {} |",
+                self.args.seed_rate,
+                self.args.seed_latency_ms,
+                g.ok,
+                g.sent,
+                pass(g.errors == 0 && g.sent > 0)
+            );
+            let _ = writeln!(
+                o,
+                "| seed benchmark: zero requests > 100 ms slower than the upstream | {} through the gateway ({} direct) | {} |",
+                g.slow,
+                seed.direct.slow,
+                pass(g.slow == 0)
+            );
+            let _ = writeln!(
+                o,
+                "| seed benchmark: peak RSS ≤ 131 MB (a tenth of Bifrost's 1,313 MB) | {:.1} MiB | {} |",
+                seed.peak_rss,
+                pass(seed.peak_rss * 1.048_576 <= 131.0)
+            );
+        }
+        if let [on, off, ..] = self.spin {
+            let _ = writeln!(
+                o,
+                "| spinning: idle gateway uses no CPU; streams cost no more CPU per chunk with it on | idle {:.0} ms / 2 s; {:.1} vs {:.1} µs per chunk | {} |",
+                on.idle_cpu_ms,
+                on.cpu_us_per_chunk,
+                off.cpu_us_per_chunk,
+                pass(
+                    on.idle_cpu_ms <= 20.0
+                        && on.cpu_us_per_chunk <= off.cpu_us_per_chunk * 1.25 + 5.0
+                )
+            );
+        }
         let _ = writeln!(
             o,
             "\nMax RPS through the gateway (instant upstream): **{max_rps:.0}**.\n"
@@ -661,6 +871,74 @@ impl Report<'_> {
                 g.max_gap_us.p99 / 1000.0,
                 g.completed,
                 g.stalled
+            );
+        }
+
+        if !self.spin.is_empty() {
+            let _ = writeln!(o, "\n## Spinning before sleep (`-spin-us`)\n");
+            let _ = writeln!(
+                o,
+                "A fresh gateway per row, instant upstream. Idle CPU over 2 s; 16 streams of 40 chunks 50 ms apart (gateway CPU ÷ 640 chunks); then concurrency 1 for {} s (gateway CPU ÷ requests).\n",
+                self.args.duration
+            );
+            let _ = writeln!(
+                o,
+                "| `-spin-us` | idle CPU (ms / 2 s) | CPU per streamed chunk (µs) | CPU per request, c=1 (µs) | c=1 latency p50 / p99 (µs) | c=1 RPS |"
+            );
+            let _ = writeln!(o, "|---:|---:|---:|---:|---:|---:|");
+            for r in self.spin {
+                let _ = writeln!(
+                    o,
+                    "| {} | {:.0} | {:.1} | {:.1} | {:.0} / {:.0} | {:.0} |",
+                    r.spin_us,
+                    r.idle_cpu_ms,
+                    r.cpu_us_per_chunk,
+                    r.cpu_us_per_req,
+                    r.c1.latency_us.p50,
+                    r.c1.latency_us.p99,
+                    r.c1.rps
+                );
+            }
+        }
+
+        if let Some(seed) = self.seed {
+            let _ = writeln!(o, "\n## The seed's benchmark (open loop)\n");
+            let _ = writeln!(
+                o,
+                "Bifrost reports 5,000 RPS against a ~1.5 s upstream with 100 % success and 1,313 MB peak memory (t3.medium). Here: `bifrost-bench open` (like `oha -q {} -c {} -z {}s`): requests scheduled at {} per second whatever the answers do, {} workers with a connection each, upstream `mock-upstream --latency-ms {}`; first straight to the upstream, then through a fresh gateway (provider concurrency {}). Slow = answered more than {} ms after it was sent.\n",
+                self.args.seed_rate,
+                self.args.seed_connections,
+                self.args.seed_secs,
+                self.args.seed_rate,
+                self.args.seed_connections,
+                self.args.seed_latency_ms,
+                self.args.seed_connections + 1000,
+                self.args.seed_latency_ms + 100
+            );
+            let _ = writeln!(
+                o,
+                "| | sent | ok | errors | slow | latency p50 / p99 / max (ms) | max in flight | late starts |"
+            );
+            let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|");
+            for (name, r) in [("direct", &seed.direct), ("through gateway", &seed.gateway)] {
+                let _ = writeln!(
+                    o,
+                    "| {name} | {} | {} | {} | {} | {:.0} / {:.0} / {:.0} | {} | {} |",
+                    r.sent,
+                    r.ok,
+                    r.errors,
+                    r.slow,
+                    r.latency_us.p50 / 1000.0,
+                    r.latency_us.p99 / 1000.0,
+                    r.latency_us.max / 1000.0,
+                    r.max_in_flight,
+                    r.late_starts
+                );
+            }
+            let _ = writeln!(
+                o,
+                "\nGateway RSS idle {:.1} MiB, peak {:.1} MiB (VmHWM of a gateway that served only this run); gateway CPU {:.1} µs per request.",
+                seed.idle_rss, seed.peak_rss, seed.cpu_us_per_req
             );
         }
 

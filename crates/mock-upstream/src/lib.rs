@@ -267,6 +267,22 @@ pub struct MockServer {
     _shutdown: oneshot::Sender<()>,
 }
 
+/// Binds `addr` with a deep accept queue (capped by `net.core.somaxconn`), as real
+/// providers have: with the default of 128, a burst of connections overflows the queue and
+/// the dropped SYNs come back a second later, which a benchmark would blame on the caller.
+///
+/// # Errors
+/// Fails when the socket cannot be bound.
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(65_535)
+}
+
 impl MockServer {
     /// Binds `127.0.0.1:0` and serves in a spawned task.
     ///
@@ -281,7 +297,7 @@ impl MockServer {
     /// # Errors
     /// Fails when the socket cannot be bound.
     pub async fn bind(addr: SocketAddr, config: MockConfig) -> std::io::Result<MockServer> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = listen(addr)?;
         let addr = listener.local_addr()?;
         let state = MockState::new(config);
         let (tx, rx) = oneshot::channel::<()>();

@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::Context;
 use bifrost_mock_upstream::{MockConfig, MockState, serve};
 use clap::Parser;
-use tokio::net::TcpListener;
 
 /// Command-line options.
 #[derive(Debug, Parser)]
@@ -35,8 +34,11 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let listener = TcpListener::bind((args.host.as_str(), args.port))
-        .await
+    let addr = tokio::net::lookup_host((args.host.as_str(), args.port))
+        .await?
+        .next()
+        .with_context(|| format!("{} resolves to no address", args.host))?;
+    let listener = bifrost_mock_upstream::listen(addr)
         .with_context(|| format!("binding {}:{}", args.host, args.port))?;
     let addr = listener.local_addr()?;
     let state = MockState::new(MockConfig {

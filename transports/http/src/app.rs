@@ -271,6 +271,10 @@ async fn inference(
     };
     drop(body);
     let mut ctx = context(&id, &headers);
+    // The request's bytes (body and header values alike) live in the connection's read
+    // buffer; holding any of them while the upstream answers keeps that 8 KiB buffer
+    // alive and makes hyper allocate a second one for the connection.
+    drop(headers);
     ctx.wire_body = true;
     if parsed.stream {
         if route != Route::Chat {

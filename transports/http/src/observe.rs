@@ -56,7 +56,12 @@ const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
 fn request_id(headers: &HeaderMap) -> HeaderValue {
     match headers.get(&X_REQUEST_ID) {
-        Some(v) if !v.is_empty() && v.len() <= 128 && v.to_str().is_ok() => v.clone(),
+        // Copied, not cloned: a clone shares the connection's read buffer (hyper parses
+        // headers without copying), which would keep that 8 KiB buffer alive, and make hyper
+        // allocate another, for as long as the request is in flight.
+        Some(v) if !v.is_empty() && v.len() <= 128 && v.to_str().is_ok() => {
+            HeaderValue::from_bytes(v.as_bytes()).unwrap_or_else(|_| v.clone())
+        }
         _ => {
             let mut buf = [0u8; 32];
             let n = fastrand::u128(..);

@@ -181,6 +181,37 @@ fn probe(addr: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Connections the kernel may hold completed but not yet accepted (capped by
+/// `net.core.somaxconn`, 4096 on current kernels). Tokio's default of 1024 overflows when
+/// a burst of clients connects at once, and an overflowing queue drops SYNs: each dropped
+/// client waits for its 1 s SYN retransmit.
+const LISTEN_BACKLOG: u32 = 65_535;
+
+/// Binds `host:port` (the first address that binds) with a deep accept queue.
+async fn listen(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(addr)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the host resolves to no address",
+        )
+    }))
+}
+
 /// Runs the gateway until SIGTERM/ctrl-c, then drains in-flight requests.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = load_config(&cli)?;
@@ -206,7 +237,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     // One router per worker: their internals are reference counted too.
     let make_app = move || router(state.for_worker(), opts.clone());
-    let listener = TcpListener::bind((cli.host.as_str(), cli.port))
+    let listener = listen(&cli.host, cli.port)
         .await
         .with_context(|| format!("binding {}:{}", cli.host, cli.port))?;
     let addr: SocketAddr = listener.local_addr()?;
@@ -259,5 +290,27 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_burst_of_connects_fits_the_accept_queue() {
+        // Nothing accepts: every connect below completes only if the kernel can queue it.
+        // With tokio's default backlog (128) the rest would wait for a SYN retransmit.
+        let listener = listen("127.0.0.1", 0).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns = tokio::task::spawn_blocking(move || {
+            (0..600)
+                .map(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .unwrap();
+        assert_eq!(conns.unwrap().len(), 600);
+        drop(listener);
     }
 }

@@ -33,6 +33,9 @@ use tokio::sync::Notify;
 /// Most requests in flight on a worker for its spinner to keep spinning.
 const MAX_IN_FLIGHT: usize = 1;
 
+/// Most wake-ups skipped after spins that found nothing to do (see [`Spinner`]).
+const MAX_SKIP: u32 = 256;
+
 thread_local! {
     /// Requests in flight on this worker (its tasks never leave its thread).
     static IN_FLIGHT: Cell<usize> = const { Cell::new(0) };
@@ -79,6 +82,12 @@ impl SpinToken {
 }
 
 /// One worker's spinner.
+///
+/// Adaptive: a spin pays only when a request starts or finishes while it runs (the wake-up
+/// it saves). A worker woken by something else, e.g. the chunks of its open streams, would
+/// otherwise spin after every chunk and burn a container's CPU quota for nothing; so after
+/// a spin that saw no request activity the spinner sits out the next wake-ups, twice as many
+/// each time (up to [`MAX_SKIP`]), and a spin that did see activity resets that.
 #[derive(Debug)]
 pub struct Spinner {
     budget: Duration,
@@ -113,13 +122,15 @@ impl Spinner {
     }
 
     async fn run(self) {
+        let mut backoff = Backoff::default();
         loop {
             self.woke.notified().await;
-            if busy() || !self.token.try_acquire() {
+            if busy() || !backoff.take_turn() || !self.token.try_acquire() {
                 continue;
             }
             let mut busy_at = Instant::now();
             let mut seen = ACTIVITY.with(Cell::get);
+            let first = seen;
             loop {
                 // Politely: a thread of another process waiting for this core (a client or
                 // upstream on the same machine) runs first; on an idle core this returns at once.
@@ -136,7 +147,38 @@ impl Spinner {
                 }
             }
             self.token.release();
+            backoff.record(ACTIVITY.with(Cell::get) != first);
         }
+    }
+}
+
+/// How many wake-ups the spinner sits out after spins that found no request activity.
+#[derive(Debug, Default)]
+struct Backoff {
+    /// Wake-ups to skip after the next wasted spin.
+    skip: u32,
+    /// Wake-ups left to skip now.
+    left: u32,
+}
+
+impl Backoff {
+    /// Whether this wake-up may spin.
+    fn take_turn(&mut self) -> bool {
+        if self.left > 0 {
+            self.left -= 1;
+            return false;
+        }
+        true
+    }
+
+    /// A spin ended; `useful` when a request started or finished during it.
+    fn record(&mut self, useful: bool) {
+        if useful {
+            self.skip = 0;
+        } else {
+            self.skip = (self.skip * 2).clamp(1, MAX_SKIP);
+        }
+        self.left = self.skip;
     }
 }
 
@@ -154,6 +196,24 @@ mod tests {
         drop(a);
         drop(b);
         assert!(!busy());
+    }
+
+    #[test]
+    fn wasted_spins_make_the_spinner_sit_out_more_wake_ups() {
+        let mut b = Backoff::default();
+        assert!(b.take_turn());
+        b.record(false);
+        assert!(!b.take_turn(), "one wake-up skipped after a wasted spin");
+        assert!(b.take_turn());
+        b.record(false);
+        assert!(!b.take_turn() && !b.take_turn());
+        assert!(b.take_turn());
+        for _ in 0..20 {
+            b.record(false);
+        }
+        assert_eq!(b.left, MAX_SKIP, "capped");
+        b.record(true);
+        assert!(b.take_turn(), "a useful spin resets the backoff");
     }
 
     #[test]

@@ -523,6 +523,9 @@ impl LeanPool {
     }
 }
 
+/// Read size of a lean upstream connection.
+const LEAN_READ_BUF: usize = 2048;
+
 /// Opens an HTTP/1.1 connection to `addr` and drives it on a task of the calling runtime.
 async fn connect(addr: &str, timeout: Duration) -> Result<SendRequest<reqwest::Body>, SendError> {
     let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
@@ -536,7 +539,12 @@ async fn connect(addr: &str, timeout: Duration) -> Result<SendRequest<reqwest::B
         .map_err(SendError::Connect)?;
     // Requests are written whole; waiting to coalesce them only adds latency.
     let _ = stream.set_nodelay(true);
-    let (conn, driver) = http1::handshake(TokioIo::new(stream))
+    // Reads in 2 KiB steps instead of hyper's 8 KiB: a connection waiting for its answer
+    // holds its read buffer all along, and an answer head, a chat answer or a stream event
+    // fits in 2 KiB (larger bodies take more reads).
+    let (conn, driver) = http1::Builder::new()
+        .read_buf_exact_size(Some(LEAN_READ_BUF))
+        .handshake(TokioIo::new(stream))
         .await
         .map_err(SendError::Lean)?;
     tokio::spawn(async move {
