@@ -77,6 +77,7 @@ struct SpinRow {
     cpu_us_per_chunk: f64,
     cpu_us_per_req: f64,
     c1: LoadResult,
+    cpu_us_per_slow_req: f64,
 }
 
 const PROMPT: &str = "Say hello in one short sentence.";
@@ -395,7 +396,7 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
     let mut spin = Vec::new();
     for spin_us in [200, 0] {
         eprintln!("spinning {spin_us} us: CPU per streamed chunk and per request");
-        spin.push(spin_row(&args, &instant.url, spin_us).await?);
+        spin.push(spin_row(&args, &instant.url, &slow.url, spin_us).await?);
     }
     let seed = if args.seed_rate > 0 {
         eprintln!(
@@ -442,8 +443,14 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
 }
 
 /// Streams and single requests through a fresh gateway spinning `spin_us` (0: off).
-async fn spin_row(args: &SuiteArgs, upstream: &str, spin_us: u64) -> anyhow::Result<SpinRow> {
-    let cfg = json!({"providers": {"openai": bench_provider(upstream, 4096)}});
+async fn spin_row(
+    args: &SuiteArgs,
+    upstream: &str,
+    slow: &str,
+    spin_us: u64,
+) -> anyhow::Result<SpinRow> {
+    let cfg = json!({"providers": {"openai": bench_provider(upstream, 4096),
+                                   "groq": bench_provider(slow, 4096)}});
     let spin = spin_us.to_string();
     let gw = start_gateway_with(&args.gateway_bin, &cfg, &["-spin-us", &spin]).await?;
     let pid = gw.proc.pid();
@@ -452,12 +459,12 @@ async fn spin_row(args: &SuiteArgs, upstream: &str, spin_us: u64) -> anyhow::Res
     let c0 = cpu();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_cpu_ms = cpu().saturating_sub(c0).as_secs_f64() * 1e3;
-    // 16 streams of 40 chunks, 50 ms apart: the gateway mostly waits for chunks.
-    const STREAMS: usize = 16;
-    const CHUNKS: usize = 40;
+    // 32 streams of 100 chunks, 20 ms apart: the gateway mostly waits for chunks.
+    const STREAMS: usize = 32;
+    const CHUNKS: usize = 100;
     let body = chat_body(
         "openai/gpt-4o-mini",
-        json!({"stream": true, "mock": {"chunks": CHUNKS, "chunk_delay_ms": 50}}),
+        json!({"stream": true, "mock": {"chunks": CHUNKS, "chunk_delay_ms": 20}}),
     );
     let url = format!("{}/v1/chat/completions", gw.proc.url);
     let c0 = cpu();
@@ -476,7 +483,23 @@ async fn spin_row(args: &SuiteArgs, upstream: &str, spin_us: u64) -> anyhow::Res
     .await?;
     let served = c1.rps * t0.elapsed().as_secs_f64();
     let cpu_us_per_req = cpu().saturating_sub(c0).as_secs_f64() * 1e6 / served.max(1.0);
+    // Concurrency 1 against the 20 ms upstream: nothing arrives within a spin after the
+    // request went out, so spinning there is waste unless it backs off.
+    let body = chat_body("groq/gpt-4o-mini", json!({}));
+    let c0 = cpu();
+    let t0 = Instant::now();
+    let slow_c1 = closed_loop(
+        &url,
+        body,
+        1,
+        Duration::from_millis(500),
+        Duration::from_secs(args.duration),
+    )
+    .await?;
+    let served = slow_c1.rps * t0.elapsed().as_secs_f64();
+    let cpu_us_per_slow_req = cpu().saturating_sub(c0).as_secs_f64() * 1e6 / served.max(1.0);
     Ok(SpinRow {
+        cpu_us_per_slow_req,
         spin_us,
         idle_cpu_ms,
         cpu_us_per_chunk,
@@ -814,7 +837,7 @@ impl Report<'_> {
         if let [on, off, ..] = self.spin {
             let _ = writeln!(
                 o,
-                "| spinning: idle gateway uses no CPU; streams cost no more CPU per chunk with it on | idle {:.0} ms / 2 s; {:.1} vs {:.1} µs per chunk | {} |",
+                "| spinning: idle gateway uses no CPU; streams cost no more CPU per chunk with it on | idle {:.1} ms / 2 s; {:.1} vs {:.1} µs per chunk (on vs off) | {} |",
                 on.idle_cpu_ms,
                 on.cpu_us_per_chunk,
                 off.cpu_us_per_chunk,
@@ -878,25 +901,26 @@ impl Report<'_> {
             let _ = writeln!(o, "\n## Spinning before sleep (`-spin-us`)\n");
             let _ = writeln!(
                 o,
-                "A fresh gateway per row, instant upstream. Idle CPU over 2 s; 16 streams of 40 chunks 50 ms apart (gateway CPU ÷ 640 chunks); then concurrency 1 for {} s (gateway CPU ÷ requests).\n",
+                "A fresh gateway per row, instant upstream. Idle CPU over 2 s; 32 streams of 100 chunks 20 ms apart (gateway CPU ÷ 3,200 chunks); then concurrency 1 for {} s against the instant upstream and against the 20 ms one (gateway CPU ÷ requests). CPU time from `/proc/<pid>/task/*/schedstat` (ns).\n",
                 self.args.duration
             );
             let _ = writeln!(
                 o,
-                "| `-spin-us` | idle CPU (ms / 2 s) | CPU per streamed chunk (µs) | CPU per request, c=1 (µs) | c=1 latency p50 / p99 (µs) | c=1 RPS |"
+                "| `-spin-us` | idle CPU (ms / 2 s) | CPU per streamed chunk (µs) | CPU per request, c=1 (µs) | c=1 latency p50 / p99 (µs) | c=1 RPS | CPU per request, c=1, 20 ms upstream (µs) |"
             );
-            let _ = writeln!(o, "|---:|---:|---:|---:|---:|---:|");
+            let _ = writeln!(o, "|---:|---:|---:|---:|---:|---:|---:|");
             for r in self.spin {
                 let _ = writeln!(
                     o,
-                    "| {} | {:.0} | {:.1} | {:.1} | {:.0} / {:.0} | {:.0} |",
+                    "| {} | {:.1} | {:.1} | {:.1} | {:.0} / {:.0} | {:.0} | {:.1} |",
                     r.spin_us,
                     r.idle_cpu_ms,
                     r.cpu_us_per_chunk,
                     r.cpu_us_per_req,
                     r.c1.latency_us.p50,
                     r.c1.latency_us.p99,
-                    r.c1.rps
+                    r.c1.rps,
+                    r.cpu_us_per_slow_req
                 );
             }
         }

@@ -83,11 +83,12 @@ impl SpinToken {
 
 /// One worker's spinner.
 ///
-/// Adaptive: a spin pays only when a request starts or finishes while it runs (the wake-up
-/// it saves). A worker woken by something else, e.g. the chunks of its open streams, would
-/// otherwise spin after every chunk and burn a container's CPU quota for nothing; so after
-/// a spin that saw no request activity the spinner sits out the next wake-ups, twice as many
-/// each time (up to [`MAX_SKIP`]), and a spin that did see activity resets that.
+/// Adaptive: a spin pays only when a request starts or finishes while it runs, after the
+/// work that woke the thread (that is the wake-up it saves). A worker woken by something
+/// else, e.g. the chunks of its open streams or a slow upstream's answers, would otherwise
+/// spin after every wake-up and burn a container's CPU quota for nothing; so after a spin
+/// that saw no request activity the spinner sits out the next wake-ups, twice as many each
+/// time (up to [`MAX_SKIP`]), and a spin that did see activity halves that.
 #[derive(Debug)]
 pub struct Spinner {
     budget: Duration,
@@ -128,6 +129,9 @@ impl Spinner {
             if busy() || !backoff.take_turn() || !self.token.try_acquire() {
                 continue;
             }
+            // The work that woke the thread runs first; only what happens after it is what
+            // the spin may save a wake-up for.
+            tokio::task::yield_now().await;
             let mut busy_at = Instant::now();
             let mut seen = ACTIVITY.with(Cell::get);
             let first = seen;
@@ -174,7 +178,7 @@ impl Backoff {
     /// A spin ended; `useful` when a request started or finished during it.
     fn record(&mut self, useful: bool) {
         if useful {
-            self.skip = 0;
+            self.skip /= 2;
         } else {
             self.skip = (self.skip * 2).clamp(1, MAX_SKIP);
         }
@@ -213,7 +217,11 @@ mod tests {
         }
         assert_eq!(b.left, MAX_SKIP, "capped");
         b.record(true);
-        assert!(b.take_turn(), "a useful spin resets the backoff");
+        assert_eq!(b.left, MAX_SKIP / 2, "a useful spin halves the backoff");
+        for _ in 0..10 {
+            b.record(true);
+        }
+        assert!(b.take_turn(), "useful spins bring it back to every wake-up");
     }
 
     #[test]
