@@ -214,6 +214,8 @@ async fn messages(State(st): State<AppState>, Inbound { id, headers, body }: Inb
         Ok(p) => p,
         Err(e) => return DIALECT.error_response(&e),
     };
+    // Frees the connection's read buffer while the upstream answers (see `app::inference`).
+    drop(headers);
     let Prepared {
         request,
         passthrough,

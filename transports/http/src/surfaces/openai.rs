@@ -127,6 +127,8 @@ async fn inference(
         Err(e) => return DIALECT.error_response(&e),
     };
     let mut ctx = context(&id, &headers);
+    // Frees the connection's read buffer while the upstream answers (see `app::inference`).
+    drop(headers);
     ctx.wire_body = true;
     if parsed.stream {
         if route != Route::Chat {
