@@ -470,34 +470,11 @@ async fn spin_row(
     let c0 = cpu();
     concurrent_streams(&url, body, STREAMS, Duration::from_millis(250)).await?;
     let cpu_us_per_chunk = cpu().saturating_sub(c0).as_secs_f64() * 1e6 / (STREAMS * CHUNKS) as f64;
-    let body = chat_body("openai/gpt-4o-mini", json!({}));
-    let c0 = cpu();
-    let t0 = Instant::now();
-    let c1 = closed_loop(
-        &url,
-        body,
-        1,
-        Duration::from_millis(500),
-        Duration::from_secs(args.duration),
-    )
-    .await?;
-    let served = c1.rps * t0.elapsed().as_secs_f64();
-    let cpu_us_per_req = cpu().saturating_sub(c0).as_secs_f64() * 1e6 / served.max(1.0);
+    let d = Duration::from_secs(args.duration);
+    let (c1, cpu_us_per_req) = c1_cpu(&url, pid, "openai/gpt-4o-mini", d).await?;
     // Concurrency 1 against the 20 ms upstream: nothing arrives within a spin after the
     // request went out, so spinning there is waste unless it backs off.
-    let body = chat_body("groq/gpt-4o-mini", json!({}));
-    let c0 = cpu();
-    let t0 = Instant::now();
-    let slow_c1 = closed_loop(
-        &url,
-        body,
-        1,
-        Duration::from_millis(500),
-        Duration::from_secs(args.duration),
-    )
-    .await?;
-    let served = slow_c1.rps * t0.elapsed().as_secs_f64();
-    let cpu_us_per_slow_req = cpu().saturating_sub(c0).as_secs_f64() * 1e6 / served.max(1.0);
+    let (_, cpu_us_per_slow_req) = c1_cpu(&url, pid, "groq/gpt-4o-mini", d).await?;
     Ok(SpinRow {
         cpu_us_per_slow_req,
         spin_us,
@@ -506,6 +483,29 @@ async fn spin_row(
         cpu_us_per_req,
         c1,
     })
+}
+
+/// Concurrency 1 for `d` on `model` through the gateway at `url` (process `pid`): the load
+/// result and the gateway's CPU per request.
+async fn c1_cpu(
+    url: &str,
+    pid: u32,
+    model: &str,
+    d: Duration,
+) -> anyhow::Result<(LoadResult, f64)> {
+    let c0 = cpu_time(pid).unwrap_or_default();
+    let t0 = Instant::now();
+    let r = closed_loop(
+        url,
+        chat_body(model, json!({})),
+        1,
+        Duration::from_millis(500),
+        d,
+    )
+    .await?;
+    let served = r.rps * t0.elapsed().as_secs_f64();
+    let cpu = cpu_time(pid).unwrap_or_default().saturating_sub(c0);
+    Ok((r, cpu.as_secs_f64() * 1e6 / served.max(1.0)))
 }
 
 /// The seed's own benchmark: an open loop at `seed_rate` RPS over `seed_connections`
