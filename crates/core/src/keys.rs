@@ -6,7 +6,7 @@ use crate::config::ResolvedKey;
 /// random in proportion to `weight` (Bifrost's rule, with weights compared as floats).
 /// `None` when no key allows the model.
 pub fn select_key<'a>(keys: &'a [ResolvedKey], model: &str) -> Option<&'a ResolvedKey> {
-    select_with(keys, model, None, fastrand::f64())
+    select_key_except(keys, model, None)
 }
 
 /// [`select_key`] leaving out `avoid` (the key that was just rate limited) when another key

@@ -220,13 +220,7 @@ fn http_parts(
         Some(p) if p.kind == ProxyKind::None => Some(pool_size),
         Some(_) => None,
     };
-    let n = &cfg.network_config;
-    let limits = pool::Limits {
-        connect_timeout: n.connect_timeout(),
-        idle_timeout: n.idle_connection_timeout(),
-        max_body: n.max_response_body_bytes(),
-        max_event: n.max_stream_event_bytes(),
-    };
+    let limits = pool::Limits::from(&cfg.network_config);
     let client = HttpClient::per_thread(move || build_client(&owned, pool_size), lean, limits)
         .map_err(SetupError::Invalid)?;
     let headers = extra_headers(cfg).map_err(SetupError::Invalid)?;

@@ -68,14 +68,21 @@ pub struct Limits {
     pub max_event: usize,
 }
 
+impl From<&crate::config::NetworkConfig> for Limits {
+    fn from(n: &crate::config::NetworkConfig) -> Self {
+        Self {
+            connect_timeout: n.connect_timeout(),
+            idle_timeout: n.idle_connection_timeout(),
+            max_body: n.max_response_body_bytes(),
+            max_event: n.max_stream_event_bytes(),
+        }
+    }
+}
+
+/// The `network_config` defaults.
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            connect_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(30),
-            max_body: 32 << 20,
-            max_event: 1 << 20,
-        }
+        Self::from(&crate::config::NetworkConfig::default())
     }
 }
 
