@@ -12,7 +12,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::config::{BifrostConfig, NetworkConfig, ResolvedKey};
 use crate::keys::{select_key, select_key_except};
-use crate::plugin::{Plugin, Plugins, PreHookOutcome, RequestContext};
+use crate::plugin::{EngineHandle, Plugin, PluginNeeds, Plugins, PreHookOutcome, RequestContext};
 use crate::providers::native::NativeRequest;
 use crate::providers::{
     CallOptions, Provider, ProviderImpl, ResponseStream, SetupError, TokenCount,
@@ -42,11 +42,13 @@ pub struct Bifrost {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     providers: HashMap<ProviderKey, Arc<ProviderState>>,
     /// Providers named in the config that this build cannot serve yet.
     unsupported: HashMap<ProviderKey, String>,
     plugins: Plugins,
+    /// What the plugins need together.
+    needs: PluginNeeds,
     /// The config's `client` block, for the transports' own settings.
     client: crate::config::ClientConfig,
 }
@@ -136,14 +138,21 @@ impl BifrostBuilder {
                 }),
             );
         }
-        Ok(Bifrost {
-            inner: Arc::new(Inner {
-                providers,
-                unsupported,
-                plugins: self.plugins.into(),
-                client: self.config.client.clone(),
-            }),
-        })
+        let needs = self
+            .plugins
+            .iter()
+            .fold(PluginNeeds::OBSERVE, |n, p| n.union(p.needs()));
+        let inner = Arc::new(Inner {
+            providers,
+            unsupported,
+            plugins: self.plugins.into(),
+            needs,
+            client: self.config.client.clone(),
+        });
+        for p in inner.plugins.iter() {
+            p.attach(EngineHandle(Arc::downgrade(&inner)));
+        }
+        Ok(Bifrost { inner })
     }
 }
 
@@ -235,6 +244,16 @@ impl Bifrost {
     /// The config's `client` block (e.g. `drop_unsupported_params` for the drop-in routes).
     pub fn client_config(&self) -> &crate::config::ClientConfig {
         &self.inner.client
+    }
+
+    /// What the registered plugins need together (e.g. whether transports must keep the
+    /// inbound headers for them).
+    pub fn plugin_needs(&self) -> PluginNeeds {
+        self.inner.needs
+    }
+
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        Self { inner }
     }
 
     /// The registered plugins, in order.
@@ -478,8 +497,9 @@ impl Bifrost {
     ) -> Result<Outcome, BifrostError> {
         let state = self.state(&req.provider)?;
         let timeout = state.network.request_timeout();
-        // A post-hook would see only ids and usage of a relayed body, so relay only without plugins.
-        let wire_body = ctx.wire_body && self.inner.plugins.is_empty();
+        // Plugins see only ids, usage and finish reasons of a relayed body, so relay only
+        // when none of them reads answers' content.
+        let wire_body = ctx.wire_body && !self.inner.needs.response_body;
         let started = Instant::now();
         let mut retries = 0;
         let mut rate_limited: Option<&ResolvedKey> = None;
@@ -1076,6 +1096,10 @@ mod tests {
         let inner = Inner {
             providers,
             unsupported: HashMap::new(),
+            needs: setup
+                .plugins
+                .iter()
+                .fold(PluginNeeds::OBSERVE, |n, p| n.union(p.needs())),
             plugins: setup.plugins.into(),
             client: crate::config::ClientConfig::default(),
         };

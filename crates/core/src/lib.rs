@@ -27,4 +27,7 @@ pub mod telemetry;
 
 pub use config::BifrostConfig;
 pub use engine::{Bifrost, BifrostBuilder, BifrostStream, InitError};
-pub use plugin::{Plugin, PreHookOutcome, RequestContext};
+pub use plugin::{
+    EngineHandle, Plugin, PluginFactory, PluginInitError, PluginNeeds, PreHookOutcome,
+    RequestContext,
+};

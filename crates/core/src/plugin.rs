@@ -9,8 +9,31 @@
 //! stream:     on_stream_chunk (reverse order, every chunk) … on_stream_end (reverse order, once)
 //!             a stream that fails before its first chunk goes through post_hook as an error
 //! ```
+//!
+//! What a plugin sees and may change:
+//!
+//! - **Needs.** [`Plugin::needs`] declares what the plugin reads. An observe-only plugin
+//!   (usage, latency, ids) leaves `response_body` off, so the relay fast path stays on: for an
+//!   OpenAI-shaped caller and upstream the answer's body is passed through as sent
+//!   ([`BifrostResponse::wire_body`]) with only ids, model, usage and finish reasons parsed.
+//!   One plugin with `response_body` switches the relay off for every request.
+//! - **Inbound metadata.** With `request_headers`, [`RequestContext::headers`] holds the
+//!   caller's HTTP headers or gRPC metadata (same names), secrets included: never log them.
+//! - **Native bodies.** A request that came to a drop-in route in a provider's own dialect
+//!   and goes to a provider of that dialect is sent as the caller wrote it; plugins find that
+//!   body as `ctx.extensions.get::<Arc<NativeRequest>>()`
+//!   ([`NativeRequest`](crate::providers::native::NativeRequest)). A pre-hook's edits to the
+//!   unified request are honoured: the edited request is translated and sent instead.
+//! - **Streams.** `on_stream_chunk` edits reach every caller whose route encodes the unified
+//!   chunks. They do not apply to a native passthrough stream (an `/anthropic` or `/genai`
+//!   caller answered by a provider of that dialect): that route relays the provider's own
+//!   events, which the unified chunk does not hold. Plugins still see each chunk's ids,
+//!   usage and finish reason there.
+//! - **Calling the engine.** [`Plugin::attach`] hands the plugin an [`EngineHandle`] once
+//!   the engine is built, e.g. for an agent loop that runs tool calls and asks again. A call
+//!   made through it runs the plugins again; mark the context (an extension) to skip work.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 
@@ -68,6 +91,9 @@ pub struct RequestContext {
     pub upstream_time: std::time::Duration,
     /// Typed per-request state for plugins (e.g. a start time or a trace id).
     pub extensions: http::Extensions,
+    /// The caller's headers (HTTP) or metadata (gRPC), filled only when a plugin's
+    /// [`PluginNeeds::request_headers`] asks for them. Holds secrets: never log it.
+    pub headers: http::HeaderMap,
 }
 
 impl RequestContext {
@@ -80,6 +106,57 @@ impl RequestContext {
     }
 }
 
+/// What a plugin reads, so the engine and transports can skip work no plugin needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginNeeds {
+    /// The plugin reads or rewrites the content of answers (choices, messages, chunk
+    /// deltas), so answers must be parsed into the unified shape. Off: the plugin sees only
+    /// ids, model, usage, finish reasons and errors, and OpenAI-shaped answers may be relayed
+    /// as sent.
+    pub response_body: bool,
+    /// The plugin reads the inbound headers or gRPC metadata ([`RequestContext::headers`]).
+    pub request_headers: bool,
+}
+
+impl PluginNeeds {
+    /// Reads and may rewrite everything: the safe default for a plugin that says nothing.
+    pub const ALL: Self = Self {
+        response_body: true,
+        request_headers: true,
+    };
+    /// Observes usage, latency, ids and errors only.
+    pub const OBSERVE: Self = Self {
+        response_body: false,
+        request_headers: false,
+    };
+
+    /// What a set of plugins needs together.
+    pub fn union(self, other: Self) -> Self {
+        Self {
+            response_body: self.response_body || other.response_body,
+            request_headers: self.request_headers || other.request_headers,
+        }
+    }
+}
+
+/// A handle a plugin keeps to call back into the engine (see [`Plugin::attach`]). Weak, so a
+/// plugin holding it does not keep the engine alive: after shutdown `engine()` is `None`.
+#[derive(Clone)]
+pub struct EngineHandle(pub(crate) Weak<crate::engine::Inner>);
+
+impl EngineHandle {
+    /// The engine, while it is alive.
+    pub fn engine(&self) -> Option<crate::Bifrost> {
+        self.0.upgrade().map(crate::Bifrost::from_inner)
+    }
+}
+
+impl std::fmt::Debug for EngineHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EngineHandle")
+    }
+}
+
 /// A plugin. Every method has a no-op default, so a plugin implements only the phases it needs.
 ///
 /// Hooks run inline on the request path: keep them fast and push slow work (exporting logs or
@@ -88,6 +165,16 @@ impl RequestContext {
 pub trait Plugin: Send + Sync + 'static {
     /// The plugin's name, for logs and the `-plugins` flag.
     fn name(&self) -> &str;
+
+    /// What the plugin reads. Default: [`PluginNeeds::ALL`]; an observe-only plugin returns
+    /// [`PluginNeeds::OBSERVE`] to keep the relay fast path on.
+    fn needs(&self) -> PluginNeeds {
+        PluginNeeds::ALL
+    }
+
+    /// Called once when the engine holding this plugin is built, with a handle for calling
+    /// back into it. Default: nothing.
+    fn attach(&self, _engine: EngineHandle) {}
 
     /// Runs before the provider, in registration order, once per attempt (primary and each
     /// fallback). May modify the request or answer it. Default: `Continue`.
@@ -123,3 +210,23 @@ pub trait Plugin: Send + Sync + 'static {
 
 /// The ordered plugin list.
 pub type Plugins = Arc<[Arc<dyn Plugin>]>;
+
+/// Why a plugin could not be built from its config block.
+#[derive(Debug, thiserror::Error)]
+#[error("plugins[{name}].config: {message}")]
+pub struct PluginInitError {
+    /// The plugin's name.
+    pub name: String,
+    /// What is wrong with its config.
+    pub message: String,
+}
+
+/// Builds a plugin from its `config.json` block; a plugin crate exports one under its name
+/// (`{"name": …, "enabled": …, "config": {…}}` in the `plugins` array, or `-plugins name`),
+/// and a transport's registry collects the factories compiled into the binary.
+pub trait PluginFactory: Send + Sync {
+    /// The name in `plugins[].name` and `-plugins`.
+    fn name(&self) -> &'static str;
+    /// The plugin for this `config` (JSON `null` when the block has none).
+    fn build(&self, config: &serde_json::Value) -> Result<Arc<dyn Plugin>, PluginInitError>;
+}

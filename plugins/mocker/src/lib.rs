@@ -28,7 +28,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bifrost_core::schemas::BifrostRequest;
-use bifrost_core::{Plugin, PreHookOutcome, RequestContext};
+use bifrost_core::{
+    Plugin, PluginFactory, PluginInitError, PluginNeeds, PreHookOutcome, RequestContext,
+};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -39,6 +41,25 @@ use respond::{ErrorContent, SuccessContent};
 
 /// The name the plugin registers under, as in Bifrost's `plugins` list and `-plugins` flag.
 pub const PLUGIN_NAME: &str = "mocker";
+
+/// Builds the mocker from its `plugins[]` block; registered under [`PLUGIN_NAME`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MockerFactory;
+
+impl PluginFactory for MockerFactory {
+    fn name(&self) -> &'static str {
+        PLUGIN_NAME
+    }
+
+    fn build(&self, config: &Value) -> Result<std::sync::Arc<dyn Plugin>, PluginInitError> {
+        MockerPlugin::from_config(config)
+            .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn Plugin>)
+            .map_err(|e| PluginInitError {
+                name: PLUGIN_NAME.to_owned(),
+                message: e.to_string(),
+            })
+    }
+}
 
 /// Put this in [`RequestContext::extensions`] to let one request bypass the mocker (Bifrost's
 /// `skip-mocker` context key), e.g. for a health check that must reach the real provider.
@@ -184,6 +205,12 @@ async fn sleep(latency: Latency) {
 
 #[async_trait]
 impl Plugin for MockerPlugin {
+    /// The mocker answers in `pre_hook` and reads nothing of real answers or headers, so it
+    /// keeps the relay fast path on for the requests it lets through.
+    fn needs(&self) -> PluginNeeds {
+        PluginNeeds::OBSERVE
+    }
+
     fn name(&self) -> &str {
         PLUGIN_NAME
     }

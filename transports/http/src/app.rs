@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bifrost_core::{Bifrost, RequestContext};
+use bifrost_gateway::metadata::MetadataPolicy;
 use hyper::body::Incoming;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower::ServiceBuilder;
@@ -19,11 +20,11 @@ use tower_http::cors::{AllowCredentials, AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::map_request_body::MapRequestBodyLayer;
 
 use crate::body_timeout::with_read_timeout;
-use crate::errors::{Dialect, error_response, http_error};
+use crate::errors::{Dialect, http_error};
 use crate::observe::ObserveLayer;
 pub(crate) use crate::observe::{RequestId, UpstreamTime};
-use crate::parse::{Route, parse};
-use crate::sse::sse_response;
+use crate::parse::Route;
+use crate::surfaces::openai::{Flavor, inference};
 
 /// What every handler shares: one `Arc` per worker's router, so the per-request clone axum
 /// makes touches a reference count no other core writes (shared counts bounced a cache line
@@ -40,6 +41,14 @@ impl AppState {
     /// A copy with its own reference count, for another worker's router.
     pub fn for_worker(&self) -> Self {
         Self::new(self.0.as_ref().clone())
+    }
+}
+
+impl AppState {
+    /// The request context for a request (see [`bifrost_gateway::metadata`]).
+    pub(crate) fn context(&self, id: &RequestId, headers: &HeaderMap) -> RequestContext {
+        self.metadata
+            .context(id.0.to_str().unwrap_or_default(), headers)
     }
 }
 
@@ -60,6 +69,8 @@ pub struct SharedState {
     pub metrics: Option<PrometheusHandle>,
     /// Custom Prometheus label names (from `-prometheus-labels` / `client.prometheus_labels`).
     pub prometheus_labels: Arc<[String]>,
+    /// Which inbound headers become request-context fields.
+    pub metadata: MetadataPolicy,
 }
 
 /// Longest time a client may take to send its request body.
@@ -177,40 +188,6 @@ fn is_localhost(origin: &str) -> bool {
     port_ok && (host.eq_ignore_ascii_case("localhost") || host == "127.0.0.1" || host == "[::1]")
 }
 
-/// Builds the request context from the headers Bifrost defines.
-pub(crate) fn context(id: &RequestId, headers: &HeaderMap) -> RequestContext {
-    const DENY: &[&str] = &[
-        "proxy-authorization",
-        "cookie",
-        "host",
-        "content-length",
-        "connection",
-        "transfer-encoding",
-        "x-api-key",
-        "x-goog-api-key",
-        "x-bf-api-key",
-        "x-bf-api-key-id",
-        "x-bf-vk",
-        "authorization",
-    ];
-    let mut ctx = RequestContext::new(id.0.to_str().unwrap_or_default());
-    for (name, value) in headers {
-        if let Some(fwd) = name.as_str().strip_prefix("x-bf-eh-")
-            && !DENY.contains(&fwd)
-            && let Ok(v) = value.to_str()
-        {
-            ctx.extra_headers.push((fwd.to_owned(), v.to_owned()));
-        }
-    }
-    if let Some(v) = headers
-        .get("x-bf-send-back-raw-response")
-        .and_then(|v| v.to_str().ok())
-    {
-        ctx.send_back_raw_response = Some(v.eq_ignore_ascii_case("true"));
-    }
-    ctx
-}
-
 /// What an inference handler takes of its request: the id `observe` gave it, the headers
 /// (moved out; the `HeaderMap` extractor clones them) and the body, read within the body
 /// limit.
@@ -250,96 +227,6 @@ pub(crate) fn body_or_error_in(
     })
 }
 
-fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Response> {
-    body_or_error_in(Dialect::Bifrost, body)
-}
-
-async fn inference(
-    st: AppState,
-    id: RequestId,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-    route: Route,
-) -> Response {
-    let body = match body_or_error(body) {
-        Ok(b) => b,
-        Err(resp) => return resp,
-    };
-    let parsed = match parse(&body, route) {
-        Ok(p) => p,
-        Err(e) => return error_response(&e),
-    };
-    drop(body);
-    let mut ctx = context(&id, &headers);
-    // The request's bytes (body and header values alike) live in the connection's read
-    // buffer; holding any of them while the upstream answers keeps that 8 KiB buffer
-    // alive and makes hyper allocate a second one for the connection.
-    drop(headers);
-    ctx.wire_body = true;
-    if parsed.stream {
-        if route != Route::Chat {
-            return error_response(&bifrost_core::schemas::BifrostError::invalid_param(
-                "stream",
-                "streaming is supported for chat completions only",
-            ));
-        }
-        return match st
-            .bifrost
-            .chat_completion_stream(&mut ctx, parsed.request)
-            .await
-        {
-            Ok(stream) => {
-                let c = stream.context();
-                let (retries, fallback, upstream) = (c.retries, c.fallback_index, c.upstream_time);
-                let mut resp = sse_response(stream);
-                add_attempt_headers(&mut resp, retries, fallback);
-                resp.extensions_mut().insert(UpstreamTime(upstream));
-                resp
-            }
-            Err(e) => {
-                log_error(&ctx, &e);
-                error_response(&e)
-            }
-        };
-    }
-    let result = match route {
-        Route::Chat => st.bifrost.chat_completion(&mut ctx, parsed.request).await,
-        Route::Text => st.bifrost.text_completion(&mut ctx, parsed.request).await,
-        Route::Embedding => st.bifrost.embedding(&mut ctx, parsed.request).await,
-    };
-    match result {
-        Ok(r) => match r.to_openai_json() {
-            Ok(json) => {
-                let mut resp = (
-                    [(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    )],
-                    json,
-                )
-                    .into_response();
-                add_attempt_headers(&mut resp, ctx.retries, ctx.fallback_index);
-                resp.extensions_mut()
-                    .insert(UpstreamTime(ctx.upstream_time));
-                resp
-            }
-            Err(e) => http_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                format!("cannot encode response: {e}"),
-            ),
-        },
-        Err(e) => {
-            log_error(&ctx, &e);
-            let mut resp = error_response(&e);
-            add_attempt_headers(&mut resp, ctx.retries, None);
-            resp.extensions_mut()
-                .insert(UpstreamTime(ctx.upstream_time));
-            resp
-        }
-    }
-}
-
 /// Adds `x-bf-retries` / `x-bf-fallback-index` when a retry or fallback happened.
 pub(crate) fn add_attempt_headers(resp: &mut Response, retries: u32, fallback: Option<usize>) {
     if retries > 0 {
@@ -362,25 +249,16 @@ pub(crate) fn log_error(ctx: &RequestContext, e: &bifrost_core::schemas::Bifrost
     }
 }
 
-async fn chat_completions(
-    State(st): State<AppState>,
-    Inbound { id, headers, body }: Inbound,
-) -> Response {
-    inference(st, id, headers, body, Route::Chat).await
+async fn chat_completions(State(st): State<AppState>, inbound: Inbound) -> Response {
+    inference(st, inbound, Route::Chat, Flavor::Native).await
 }
 
-async fn text_completions(
-    State(st): State<AppState>,
-    Inbound { id, headers, body }: Inbound,
-) -> Response {
-    inference(st, id, headers, body, Route::Text).await
+async fn text_completions(State(st): State<AppState>, inbound: Inbound) -> Response {
+    inference(st, inbound, Route::Text, Flavor::Native).await
 }
 
-async fn embeddings(
-    State(st): State<AppState>,
-    Inbound { id, headers, body }: Inbound,
-) -> Response {
-    inference(st, id, headers, body, Route::Embedding).await
+async fn embeddings(State(st): State<AppState>, inbound: Inbound) -> Response {
+    inference(st, inbound, Route::Embedding, Flavor::Native).await
 }
 
 async fn list_models(
@@ -388,7 +266,7 @@ async fn list_models(
     axum::Extension(id): axum::Extension<RequestId>,
     headers: HeaderMap,
 ) -> Response {
-    let ctx = context(&id, &headers);
+    let ctx = st.context(&id, &headers);
     axum::Json(st.bifrost.list_models(&ctx).await).into_response()
 }
 

@@ -3,11 +3,12 @@
 //! Native routes answer in Bifrost's shape; the drop-in SDK surfaces (`/openai`, `/anthropic`,
 //! `/genai`) answer in their SDK's own shape so the SDK raises its usual typed exception. Status
 //! code, dialect error type and Google's canonical status are derived side by side from the same
-//! HTTP status in one table (`status_names`), so the dialects never disagree about what happened.
+//! HTTP status in one table ([`bifrost_gateway::status`], which also has the gRPC column), so the dialects never disagree about what happened.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bifrost_core::schemas::BifrostError;
+use bifrost_gateway::status::status_row;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
@@ -23,44 +24,6 @@ pub enum Dialect {
     Anthropic,
     /// Google's `{"error":{"code","message","status"}}` (`/genai/...`).
     Google,
-}
-
-/// The dialect names for one HTTP status: (Anthropic error `type`, Google canonical `status`,
-/// OpenAI error `type` used when the error carries none).
-fn status_names(status: u16) -> (&'static str, &'static str, &'static str) {
-    match status {
-        400 | 422 => (
-            "invalid_request_error",
-            "INVALID_ARGUMENT",
-            "invalid_request_error",
-        ),
-        401 => (
-            "authentication_error",
-            "UNAUTHENTICATED",
-            "authentication_error",
-        ),
-        403 => ("permission_error", "PERMISSION_DENIED", "permission_error"),
-        404 => ("not_found_error", "NOT_FOUND", "not_found_error"),
-        405 => (
-            "invalid_request_error",
-            "INVALID_ARGUMENT",
-            "invalid_request_error",
-        ),
-        408 | 504 => ("timeout_error", "DEADLINE_EXCEEDED", "timeout"),
-        409 => ("invalid_request_error", "ABORTED", "conflict_error"),
-        413 => ("request_too_large", "INVALID_ARGUMENT", "request_too_large"),
-        429 => ("rate_limit_error", "RESOURCE_EXHAUSTED", "rate_limit_error"),
-        499 => ("api_error", "CANCELLED", "request_cancelled"),
-        501 => ("api_error", "UNIMPLEMENTED", "server_error"),
-        502 | 503 => ("api_error", "UNAVAILABLE", "server_error"),
-        529 => ("overloaded_error", "UNAVAILABLE", "server_error"),
-        s if (400..500).contains(&s) => (
-            "invalid_request_error",
-            "FAILED_PRECONDITION",
-            "invalid_request_error",
-        ),
-        _ => ("api_error", "INTERNAL", "server_error"),
-    }
 }
 
 /// Anthropic's own error types, kept as-is when a provider (Anthropic itself) sent one.
@@ -100,7 +63,8 @@ impl Dialect {
     /// leave the gateway; those never hold secrets (see [`BifrostError`]).
     pub fn error_body(self, err: &BifrostError) -> Value {
         let status = err.http_status();
-        let (anthropic, google, openai) = status_names(status);
+        let row = status_row(status);
+        let (anthropic, google, openai) = (row.anthropic_type, row.google_status, row.openai_type);
         match self {
             Self::Bifrost => serde_json::to_value(err).unwrap_or_else(
                 |_| json!({"is_bifrost_error": true, "error": {"message": "internal error"}}),

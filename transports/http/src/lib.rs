@@ -3,13 +3,13 @@
 
 pub mod app;
 pub mod body_timeout;
-pub mod cli;
+/// The flags, shared with the other binaries.
+pub use bifrost_gateway::cli;
 pub mod errors;
 pub mod logging;
 mod observe;
 pub mod parse;
 pub mod server;
 pub mod spin;
-pub mod sse;
 pub mod surfaces;
 pub mod workers;

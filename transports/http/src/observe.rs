@@ -1,7 +1,7 @@
 //! The layer every routed request passes: request id, HTTP metrics, the gateway-overhead
 //! headers, the early 413 and the panic guard.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
-use bifrost_core::telemetry::{LabelSet, LocalSeries, OTHER, status_label, with_local};
+use bifrost_core::telemetry::{LabelSet, LocalSeries, status_label, with_local};
+use bifrost_gateway::metadata::{X_REQUEST_ID, request_id};
 use metrics::{Label, SharedString};
 use tower::{Layer, Service};
 
@@ -50,33 +51,8 @@ pub(crate) struct RequestId(pub(crate) HeaderValue);
 #[derive(Clone, Copy)]
 pub(crate) struct UpstreamTime(pub(crate) Duration);
 
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const X_OVERHEAD: HeaderName = HeaderName::from_static("x-bifrost-overhead-us");
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
-
-fn request_id(headers: &HeaderMap) -> HeaderValue {
-    match headers.get(&X_REQUEST_ID) {
-        // Copied, not cloned: a clone shares the connection's read buffer (hyper parses
-        // headers without copying), which would keep that 8 KiB buffer alive, and make hyper
-        // allocate another, for as long as the request is in flight.
-        Some(v) if !v.is_empty() && v.len() <= 128 && v.to_str().is_ok() => {
-            HeaderValue::from_bytes(v.as_bytes()).unwrap_or_else(|_| v.clone())
-        }
-        _ => {
-            let mut buf = [0u8; 32];
-            let n = fastrand::u128(..);
-            for (i, b) in buf.iter_mut().enumerate() {
-                let nibble = ((n >> (124 - 4 * i)) & 0xf) as u8;
-                *b = if nibble < 10 {
-                    b'0' + nibble
-                } else {
-                    b'a' + nibble - 10
-                };
-            }
-            HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("0"))
-        }
-    }
-}
 
 fn method_label(m: &Method) -> &'static str {
     match *m {
@@ -224,10 +200,6 @@ where
     }
 }
 
-/// Distinct values one custom label takes (first come); later values report as `other`.
-pub(crate) const MAX_CUSTOM_VALUES: usize = 64;
-/// Longest custom label value kept as is; a longer one reports as `other`.
-pub(crate) const MAX_CUSTOM_VALUE_BYTES: usize = 64;
 /// Route templates with their own `path` value (the router has a few dozen).
 const MAX_ROUTE_LABELS: usize = 256;
 
@@ -238,71 +210,13 @@ fn route_label(path: &str) -> SharedString {
     ROUTES.admit(path)
 }
 
-/// One custom label: its name as a shareable label key, and the values it admitted.
-struct CustomLabel {
-    name: SharedString,
-    values: HashSet<Arc<str>>,
-}
-
-/// Custom labels by name. Header values are the caller's choice, so each label keeps at most
-/// [`MAX_CUSTOM_VALUES`] values of at most [`MAX_CUSTOM_VALUE_BYTES`]; the rest are `other`.
-static CUSTOM: LazyLock<RwLock<HashMap<Box<str>, CustomLabel>>> =
-    LazyLock::new(|| RwLock::new(HashMap::new()));
-
-/// The caller's values of the custom Prometheus labels (`x-bf-prom-<label>` headers),
-/// bounded per label. A value seen before costs a read lock and no allocation.
+/// The caller's values of the custom Prometheus labels (bounded per label, see
+/// [`bifrost_gateway::metadata::custom_labels`]).
 fn custom_labels(st: &AppState, headers: &HeaderMap) -> Vec<Label> {
     if st.prometheus_labels.is_empty() {
         return Vec::new();
     }
-    st.prometheus_labels
-        .iter()
-        .map(|l| custom_label(l, prom_header(headers, l)))
-        .collect()
-}
-
-/// The value of `x-bf-prom-<label>` ("" when absent), found without building the header name.
-fn prom_header<'a>(headers: &'a HeaderMap, label: &str) -> &'a str {
-    headers
-        .iter()
-        .find_map(|(k, v)| {
-            let rest = k.as_str().strip_prefix("x-bf-prom-")?;
-            rest.eq_ignore_ascii_case(label).then(|| v.to_str().ok())?
-        })
-        .unwrap_or("")
-}
-
-/// `label` = `value`, or `label` = `other` once the label's cap is full or `value` is long.
-fn custom_label(label: &str, value: &str) -> Label {
-    if let Ok(map) = CUSTOM.read()
-        && let Some(c) = map.get(label)
-    {
-        if let Some(v) = c.values.get(value) {
-            return Label::new(c.name.clone(), SharedString::from(Arc::clone(v)));
-        }
-        if value.len() > MAX_CUSTOM_VALUE_BYTES || c.values.len() >= MAX_CUSTOM_VALUES {
-            return Label::new(c.name.clone(), SharedString::const_str(OTHER));
-        }
-    }
-    let Ok(mut map) = CUSTOM.write() else {
-        return Label::new(label.to_owned(), SharedString::const_str(OTHER));
-    };
-    let c = map.entry(label.into()).or_insert_with(|| CustomLabel {
-        name: SharedString::from(Arc::<str>::from(label)),
-        values: HashSet::new(),
-    });
-    let value = match c.values.get(value) {
-        Some(v) => SharedString::from(Arc::clone(v)),
-        None if value.len() > MAX_CUSTOM_VALUE_BYTES || c.values.len() >= MAX_CUSTOM_VALUES => {
-            SharedString::const_str(OTHER)
-        }
-        None => {
-            let v: Arc<str> = Arc::from(value);
-            c.values.insert(Arc::clone(&v));
-            SharedString::from(v)
-        }
-    };
-    Label::new(c.name.clone(), value)
+    bifrost_gateway::metadata::custom_labels(&st.prometheus_labels, headers)
 }
 
 /// The overhead headers, the request id, the HTTP metrics and the log line for `resp`.
@@ -465,38 +379,6 @@ mod tests {
     use bifrost_core::Bifrost;
 
     #[test]
-    fn custom_label_values_are_capped_in_number_and_length() {
-        let label = "observe-test-team";
-        let value = |v: &str| custom_label(label, v).value().to_owned();
-        assert_eq!(value("core"), "core");
-        for i in 0..(2 * MAX_CUSTOM_VALUES) {
-            let _ = value(&format!("t{i}"));
-        }
-        let distinct: HashSet<String> = (0..(2 * MAX_CUSTOM_VALUES))
-            .map(|i| value(&format!("t{i}")))
-            .collect();
-        assert!(
-            distinct.len() <= MAX_CUSTOM_VALUES + 1,
-            "{}",
-            distinct.len()
-        );
-        assert!(distinct.contains(OTHER));
-        assert_eq!(value("core"), "core", "a value seen before keeps its label");
-        assert_eq!(value(&"x".repeat(MAX_CUSTOM_VALUE_BYTES + 1)), OTHER);
-        assert_eq!(custom_label(label, "core").key(), label);
-    }
-
-    #[test]
-    fn custom_label_headers_are_found_without_building_their_names() {
-        let mut h = HeaderMap::new();
-        h.insert("x-bf-prom-team", HeaderValue::from_static("core"));
-        h.insert("x-bf-prom-env", HeaderValue::from_static("prod"));
-        assert_eq!(prom_header(&h, "team"), "core");
-        assert_eq!(prom_header(&h, "Env"), "prod");
-        assert_eq!(prom_header(&h, "region"), "");
-    }
-
-    #[test]
     fn millis_print_three_decimals() {
         for (us, text) in [(1_234_567, "1234.567"), (42, "0.042"), (0, "0.000")] {
             let mut s = String::new();
@@ -514,6 +396,7 @@ mod tests {
             bifrost: Bifrost::builder(cfg).build().unwrap(),
             metrics: None,
             prometheus_labels: Arc::from(Vec::new()),
+            metadata: Default::default(),
         });
         async fn boom() -> &'static str {
             panic!("boom")

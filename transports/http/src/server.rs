@@ -2,18 +2,18 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bifrost_core::config::PluginConfig;
-use bifrost_core::{Bifrost, BifrostConfig, Plugin};
+use bifrost_gateway::metadata::MetadataPolicy;
+use bifrost_gateway::plugins::PluginRegistry;
+use bifrost_gateway::startup::{build_engine, load_config};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
 use crate::app::{AppState, RouterOptions, SharedState, router};
-use crate::cli::Cli;
 use crate::workers;
+use bifrost_gateway::cli::Cli;
 
 /// How long `-healthcheck` waits for the connection and for the answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -26,89 +26,6 @@ const BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0, 30.0, 60.0, 90.0,
 ];
-
-/// Loads the configuration the flags point to, then applies flag overrides.
-pub fn load_config(cli: &Cli) -> anyhow::Result<BifrostConfig> {
-    let path = cli.config.clone().or_else(|| {
-        let p = cli.app_dir.join("config.json");
-        p.exists().then_some(p)
-    });
-    let mut cfg = match path {
-        Some(p) => {
-            let cfg =
-                BifrostConfig::load(&p).with_context(|| format!("loading {}", p.display()))?;
-            tracing::info!(config = %p.display(), providers = cfg.providers.len(), "configuration loaded");
-            warn_ignored_blocks(&cfg);
-            cfg
-        }
-        None => {
-            let cfg = BifrostConfig::from_env_keys();
-            let names: Vec<&str> = cfg.providers.keys().map(String::as_str).collect();
-            tracing::info!(
-                providers = ?names,
-                "no config.json found; providers detected from *_API_KEY environment variables"
-            );
-            cfg
-        }
-    };
-    if let Some(n) = cli.pool_size {
-        cfg.client.initial_pool_size = n;
-    }
-    if let Some(d) = cli.drop_excess_requests {
-        cfg.client.drop_excess_requests = d;
-    }
-    for label in &cli.prometheus_labels {
-        let label = label.trim().to_lowercase();
-        if !label.is_empty() && !cfg.client.prometheus_labels.contains(&label) {
-            cfg.client.prometheus_labels.push(label);
-        }
-    }
-    for name in &cli.plugins {
-        let name = name.trim();
-        if name.is_empty() {
-            continue;
-        }
-        match cfg.plugins.iter_mut().find(|p| p.name == name) {
-            Some(p) => p.enabled = true,
-            None => cfg.plugins.push(PluginConfig {
-                name: name.to_owned(),
-                enabled: true,
-                config: serde_json::Value::Null,
-            }),
-        }
-    }
-    Ok(cfg)
-}
-
-/// Warns once per config block this build does not implement and ignores (blocks it cannot
-/// ignore safely were refused when the config was loaded).
-fn warn_ignored_blocks(cfg: &BifrostConfig) {
-    for (block, what) in cfg.ignored_blocks() {
-        tracing::warn!(
-            block,
-            "config block `{block}` ignored: not implemented in this build ({what})"
-        );
-    }
-}
-
-/// Instantiates the enabled plugins in config order.
-pub fn build_plugins(cfg: &BifrostConfig) -> anyhow::Result<Vec<Arc<dyn Plugin>>> {
-    let mut out: Vec<Arc<dyn Plugin>> = Vec::new();
-    for p in cfg.plugins.iter().filter(|p| p.enabled) {
-        match p.name.as_str() {
-            "mocker" => {
-                let plugin = bifrost_plugin_mocker::MockerPlugin::from_config(&p.config)
-                    .with_context(|| "plugins[mocker].config")?;
-                out.push(Arc::new(plugin));
-            }
-            other => tracing::warn!(
-                plugin = other,
-                "plugin is not available in this build; skipped"
-            ),
-        }
-    }
-    Ok(out)
-}
 
 /// Installs the Prometheus recorder (once per process) and keeps its histograms drained.
 fn install_metrics() -> Option<PrometheusHandle> {
@@ -217,16 +134,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = load_config(&cli)?;
     // Before anything registers a metric handle, so those handles record.
     let metrics = install_metrics();
-    let plugins = build_plugins(&cfg)?;
-    let mut builder = Bifrost::builder(cfg.clone());
-    for p in plugins {
-        builder = builder.plugin(p);
-    }
-    let bifrost = builder.build()?;
+    let bifrost = build_engine(&cfg, &PluginRegistry::builtin())?;
     let state = AppState::new(SharedState {
         bifrost: bifrost.clone(),
         metrics,
         prometheus_labels: cfg.client.prometheus_labels.clone().into(),
+        metadata: MetadataPolicy::for_engine(&bifrost),
     });
     let opts = RouterOptions {
         max_body_bytes: cfg

@@ -82,6 +82,38 @@ pub struct BifrostConfig {
     /// warning).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vector_store: Option<Value>,
+    /// The gRPC transport (this build's addition; Bifrost has none). Off unless a port is set
+    /// here or with `-grpc-port`.
+    #[serde(default)]
+    pub grpc: GrpcConfig,
+}
+
+/// The `grpc` block: where and how the gRPC transport listens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GrpcConfig {
+    /// Port for the gRPC listener next to HTTP in `bifrost-http`; `None` (the default) keeps
+    /// it off. The `-grpc-port` flag overrides it.
+    pub port: Option<u16>,
+    /// Largest message accepted or sent, in MiB; a larger one fails with `RESOURCE_EXHAUSTED`
+    /// naming this setting.
+    pub max_message_size_mb: usize,
+    /// Seconds between HTTP/2 keep-alive pings on idle connections (0: no pings), so
+    /// proxies and NATs keep long streams open and dead peers are noticed.
+    pub keepalive_interval_seconds: u64,
+    /// Seconds to wait for a ping's answer before closing the connection.
+    pub keepalive_timeout_seconds: u64,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            port: None,
+            max_message_size_mb: 16,
+            keepalive_interval_seconds: 30,
+            keepalive_timeout_seconds: 10,
+        }
+    }
 }
 
 /// The `client` block.

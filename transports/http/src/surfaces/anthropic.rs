@@ -45,8 +45,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Lost, StreamEncoder, add_dropped_header, apply_param_policy, json_ok, route_model};
 use crate::app::{
-    AppState, Inbound, RequestId, UpstreamTime, add_attempt_headers, body_or_error_in, context,
-    log_error,
+    AppState, Inbound, RequestId, UpstreamTime, add_attempt_headers, body_or_error_in, log_error,
 };
 use crate::errors::Dialect;
 
@@ -209,7 +208,7 @@ async fn messages(State(st): State<AppState>, Inbound { id, headers, body }: Inb
     };
     drop(body);
     let requested_model = incoming.typed.model.clone();
-    let mut ctx = context(&id, &headers);
+    let mut ctx = st.context(&id, &headers);
     let prepared = match prepare(&st, incoming, &headers, &mut ctx) {
         Ok(p) => p,
         Err(e) => return DIALECT.error_response(&e),
@@ -307,7 +306,7 @@ fn frames(events: &[StreamEvent]) -> Bytes {
 }
 
 impl StreamEncoder for AnthropicEvents {
-    fn chunk(&mut self, chunk: &BifrostResponse) -> Bytes {
+    fn chunk(&mut self, chunk: &BifrostResponse) -> Result<Bytes, BifrostError> {
         if self.raw
             && let Some(raw) = &chunk.extra_fields.raw_response
         {
@@ -315,17 +314,17 @@ impl StreamEncoder for AnthropicEvents {
             let field = |k: &str| raw.get(k).and_then(Value::as_str).unwrap_or_default();
             let (event, data) = (field("event"), field("data"));
             let event = if event.is_empty() { "message" } else { event };
-            return Bytes::from(format!("event: {event}\ndata: {data}\n\n"));
+            return Ok(Bytes::from(format!("event: {event}\ndata: {data}\n\n")));
         }
-        frames(&self.encoder.push(chunk))
+        Ok(frames(&self.encoder.push(chunk)))
     }
 
-    fn finish(&mut self) -> Bytes {
+    fn finish(&mut self) -> Result<Bytes, BifrostError> {
         if self.raw {
             // The provider's own `message_stop` was relayed already.
-            return Bytes::new();
+            return Ok(Bytes::new());
         }
-        frames(&self.encoder.finish())
+        Ok(frames(&self.encoder.finish()))
     }
 }
 
@@ -346,7 +345,7 @@ async fn count_tokens(
     if base != Some(ProviderKey::Anthropic) {
         return estimated(estimate);
     }
-    let mut ctx = context(&id, &headers);
+    let mut ctx = st.context(&id, &headers);
     let prepared = match prepare(&st, incoming, &headers, &mut ctx) {
         Ok(p) => p,
         Err(e) => return DIALECT.error_response(&e),
@@ -385,7 +384,7 @@ async fn list_models(
     axum::Extension(id): axum::Extension<RequestId>,
     headers: HeaderMap,
 ) -> Response {
-    let ctx = context(&id, &headers);
+    let ctx = st.context(&id, &headers);
     let list = st.bifrost.list_models(&ctx).await;
     let data: Vec<Value> = list
         .data

@@ -21,15 +21,15 @@
 //! `{"error":{"code","message","status"}}` shape. The caller's `x-goog-api-key` / `?key=` is
 //! never used, forwarded or logged: the gateway authenticates with its configured keys.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
+use bifrost_core::RequestContext;
 use bifrost_core::providers::gemini::reverse::{
     self, CountTokensRequest, CountTokensResponse, GeminiEventStream, Target,
 };
@@ -42,16 +42,13 @@ use bifrost_core::schemas::{
     BifrostError, BifrostRequest, ChatMessage, ModelParameters, ProviderKey, RequestInput,
     StreamOptions,
 };
-use bifrost_core::{BifrostStream, RequestContext};
-use futures::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::{Lost, add_dropped_header, apply_param_policy, json_ok, sse_headers};
+use super::{Lost, StreamEncoder, add_dropped_header, apply_param_policy, json_ok};
 use crate::app::{
-    AppState, Inbound, RequestId, UpstreamTime, add_attempt_headers, body_or_error_in, context,
-    log_error,
+    AppState, Inbound, RequestId, UpstreamTime, add_attempt_headers, body_or_error_in, log_error,
 };
 use crate::errors::Dialect;
 
@@ -254,7 +251,7 @@ async fn model_method(
     };
     let same_dialect = st.bifrost.base_provider(&provider) == Some(&ProviderKey::Gemini);
     let call = Call {
-        ctx: context(&id, &headers),
+        ctx: st.context(&id, &headers),
         st,
         provider,
         model,
@@ -346,7 +343,7 @@ async fn stream(mut call: Call, bytes: &[u8]) -> Response {
             } else {
                 Encoder::Convert(Box::new(GeminiEventStream::new(same)))
             };
-            let mut resp = sse_response(stream, encoder);
+            let mut resp = super::sse(stream, encoder, DIALECT);
             add_attempt_headers(&mut resp, retries, fallback);
             add_dropped_header(&mut resp, &dropped);
             resp.extensions_mut().insert(UpstreamTime(upstream));
@@ -356,7 +353,8 @@ async fn stream(mut call: Call, bytes: &[u8]) -> Response {
     }
 }
 
-/// How chunks become Gemini events.
+/// How chunks become Gemini's SSE body: one `data: {GenerateContentResponse}` event per
+/// converted chunk; a clean end has no terminator, as with Gemini.
 enum Encoder {
     /// Relay the upstream's own events (native passthrough).
     Raw,
@@ -364,84 +362,40 @@ enum Encoder {
     Convert(Box<GeminiEventStream>),
 }
 
-impl Encoder {
+impl StreamEncoder for Encoder {
     fn chunk(
         &mut self,
         chunk: &bifrost_core::schemas::BifrostResponse,
-    ) -> Result<Vec<Bytes>, BifrostError> {
+    ) -> Result<Bytes, BifrostError> {
         match self {
             Self::Raw => Ok(chunk
                 .extra_fields
                 .raw_response
                 .as_ref()
                 .map(raw_event)
-                .into_iter()
-                .collect()),
-            Self::Convert(c) => Ok(c.push(chunk)?.iter().map(event).collect()),
+                .unwrap_or_default()),
+            Self::Convert(c) => Ok(events(&c.push(chunk)?)),
         }
     }
 
-    fn finish(&mut self) -> Result<Vec<Bytes>, BifrostError> {
+    fn finish(&mut self) -> Result<Bytes, BifrostError> {
         match self {
-            Self::Raw => Ok(Vec::new()),
-            Self::Convert(c) => Ok(c.finish()?.iter().map(event).collect()),
+            Self::Raw => Ok(Bytes::new()),
+            Self::Convert(c) => Ok(events(&c.finish()?)),
         }
     }
 }
 
-struct SseState {
-    stream: BifrostStream,
-    encoder: Encoder,
-    pending: VecDeque<Bytes>,
-    done: bool,
-}
-
-/// Gemini's SSE body: one `data: {GenerateContentResponse}` event per converted chunk. A
-/// failure after the headers went out is one `data: {"error":{…}}` event (which the SDKs
-/// raise as their API error), then the body ends; a clean end has no terminator, as with
-/// Gemini. (The shared `surfaces::sse` cannot end a stream on an encoding failure, such as
-/// a reassembled tool call whose arguments are not JSON, hence this loop.)
-fn sse_response(stream: BifrostStream, encoder: Encoder) -> Response {
-    let state = SseState {
-        stream,
-        encoder,
-        pending: VecDeque::new(),
-        done: false,
-    };
-    let body = futures::stream::unfold(state, |mut s| async move {
-        loop {
-            if let Some(ev) = s.pending.pop_front() {
-                return Some((Ok::<_, std::io::Error>(ev), s));
-            }
-            if s.done {
-                return None;
-            }
-            let events = match s.stream.next().await {
-                Some(Ok(chunk)) => s.encoder.chunk(&chunk),
-                Some(Err(e)) => Err(e),
-                None => {
-                    s.done = true;
-                    s.encoder.finish()
-                }
-            };
-            match events {
-                Ok(events) => s.pending.extend(events),
-                Err(e) => {
-                    tracing::warn!(
-                        request_id = %s.stream.context().request_id,
-                        provider = %s.stream.provider(),
-                        error = %e,
-                        "stream ended with an error"
-                    );
-                    s.done = true;
-                    s.pending.push_back(DIALECT.stream_error_event(&e));
-                }
-            }
-        }
-    });
-    let mut resp = Response::new(Body::from_stream(body));
-    sse_headers(&mut resp);
-    resp
+fn events(evs: &[GenerateContentResponse]) -> Bytes {
+    match evs {
+        [] => Bytes::new(),
+        [one] => event(one),
+        many => many
+            .iter()
+            .flat_map(|e| event(e).to_vec())
+            .collect::<Vec<u8>>()
+            .into(),
+    }
 }
 
 fn event(ev: &GenerateContentResponse) -> Bytes {
@@ -592,7 +546,7 @@ async fn list_models(
     if let Err(resp) = check_version(&version) {
         return resp;
     }
-    let ctx = context(&id, &headers);
+    let ctx = st.context(&id, &headers);
     json_response(&reverse::model_list_to_gemini(
         &st.bifrost.list_models(&ctx).await,
     ))
@@ -613,7 +567,7 @@ async fn get_model(
         Err(e) => return DIALECT.error_response(&e),
     };
     let wanted = format!("{provider}/{model}");
-    let ctx = context(&id, &headers);
+    let ctx = st.context(&id, &headers);
     let list = st.bifrost.list_models(&ctx).await;
     match list.data.iter().find(|m| m.id == wanted) {
         Some(m) => json_response(&reverse::model_to_gemini(&m.id)),

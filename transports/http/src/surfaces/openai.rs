@@ -16,20 +16,20 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use bifrost_core::schemas::{BifrostError, BifrostResponse, ProviderKey};
+use bifrost_core::schemas::{BifrostError, ProviderKey};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{Lost, StreamEncoder, add_dropped_header, apply_param_policy, json_ok, route_model};
+use bifrost_gateway::policy::check_stream;
+
+use super::{Lost, OpenAIChunks, add_dropped_header, apply_param_policy, json_ok, route_model};
 use crate::app::{
-    AppState, Inbound, RequestId, UpstreamTime, add_attempt_headers, body_or_error_in, context,
-    log_error,
+    AppState, Inbound, RequestId, UpstreamTime, add_attempt_headers, body_or_error_in, log_error,
 };
 use crate::errors::Dialect;
 use crate::parse::{Route, parse};
@@ -105,43 +105,77 @@ fn routed_body(body: Bytes, deployment: Option<&str>) -> Result<Bytes, BifrostEr
     Ok(Bytes::from(out))
 }
 
-async fn inference(
+/// Which OpenAI-shaped route family a request came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    /// Bifrost's native `/v1` routes: `provider/model` required, errors in Bifrost's shape,
+    /// every parameter forwarded as given.
+    Native,
+    /// The `/openai` drop-in routes: a bare model goes to `openai` (a deployment route to
+    /// `azure/<deployment>`), errors in OpenAI's shape, the unsupported-parameter policy.
+    OpenAI {
+        /// The Azure deployment in the path, if any.
+        deployment: Option<String>,
+    },
+}
+
+impl Flavor {
+    fn dialect(&self) -> Dialect {
+        match self {
+            Self::Native => Dialect::Bifrost,
+            Self::OpenAI { .. } => DIALECT,
+        }
+    }
+}
+
+/// The one handler behind every OpenAI-shaped inference route (native and drop-in).
+pub(crate) async fn inference(
     st: AppState,
-    id: RequestId,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Inbound { id, headers, body }: Inbound,
     route: Route,
-    deployment: Option<String>,
+    flavor: Flavor,
 ) -> Response {
-    let body = match body_or_error_in(DIALECT, body) {
+    let dialect = flavor.dialect();
+    let body = match body_or_error_in(dialect, body) {
         Ok(b) => b,
         Err(resp) => return resp,
     };
-    let parsed = match routed_body(body, deployment.as_deref()).and_then(|b| parse(&b, route)) {
+    let parsed = match &flavor {
+        Flavor::Native => parse(&body, route),
+        Flavor::OpenAI { deployment } => {
+            routed_body(body.clone(), deployment.as_deref()).and_then(|b| parse(&b, route))
+        }
+    };
+    drop(body);
+    let parsed = match parsed {
         Ok(p) => p,
-        Err(e) => return DIALECT.error_response(&e),
+        Err(e) => return dialect.error_response(&e),
     };
     let mut request = parsed.request;
-    let dropped = match apply_param_policy(&st.bifrost, &mut request, Lost::default()) {
-        Ok(d) => d,
-        Err(e) => return DIALECT.error_response(&e),
+    let dropped = match flavor {
+        Flavor::Native => Vec::new(),
+        Flavor::OpenAI { .. } => {
+            match apply_param_policy(&st.bifrost, &mut request, Lost::default()) {
+                Ok(d) => d,
+                Err(e) => return dialect.error_response(&e),
+            }
+        }
     };
-    let mut ctx = context(&id, &headers);
-    // Frees the connection's read buffer while the upstream answers (see `app::inference`).
+    let mut ctx = st.context(&id, &headers);
+    // The request's bytes (body and header values alike) live in the connection's read
+    // buffer; holding any of them while the upstream answers keeps that 8 KiB buffer
+    // alive and makes hyper allocate a second one for the connection.
     drop(headers);
     ctx.wire_body = true;
     if parsed.stream {
-        if route != Route::Chat {
-            return DIALECT.error_response(&BifrostError::invalid_param(
-                "stream",
-                "streaming is supported for chat completions only",
-            ));
+        if let Err(e) = check_stream(&request) {
+            return dialect.error_response(&e);
         }
         return match st.bifrost.chat_completion_stream(&mut ctx, request).await {
             Ok(stream) => {
                 let c = stream.context();
                 let (retries, fallback, upstream) = (c.retries, c.fallback_index, c.upstream_time);
-                let mut resp = super::sse(stream, OpenAIChunks, DIALECT);
+                let mut resp = super::sse(stream, OpenAIChunks, dialect);
                 add_attempt_headers(&mut resp, retries, fallback);
                 add_dropped_header(&mut resp, &dropped);
                 resp.extensions_mut().insert(UpstreamTime(upstream));
@@ -149,7 +183,7 @@ async fn inference(
             }
             Err(e) => {
                 log_error(&ctx, &e);
-                DIALECT.error_response(&e)
+                dialect.error_response(&e)
             }
         };
     }
@@ -161,7 +195,7 @@ async fn inference(
     let mut resp = match result {
         Ok(r) => match r.to_openai_json() {
             Ok(json) => json_ok(json),
-            Err(e) => DIALECT.http_error(
+            Err(e) => dialect.http_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
                 format!("cannot encode response: {e}"),
@@ -169,7 +203,7 @@ async fn inference(
         },
         Err(e) => {
             log_error(&ctx, &e);
-            DIALECT.error_response(&e)
+            dialect.error_response(&e)
         }
     };
     add_attempt_headers(&mut resp, ctx.retries, ctx.fallback_index);
@@ -179,70 +213,51 @@ async fn inference(
     resp
 }
 
-/// OpenAI's stream: `data: <chunk>` per chunk, `data: [DONE]` at the end.
-struct OpenAIChunks;
+const PLAIN: Flavor = Flavor::OpenAI { deployment: None };
 
-impl StreamEncoder for OpenAIChunks {
-    fn chunk(&mut self, chunk: &BifrostResponse) -> Bytes {
-        match serde_json::to_vec(chunk) {
-            Ok(json) => {
-                let mut out = Vec::with_capacity(json.len() + 8);
-                out.extend_from_slice(b"data: ");
-                out.extend_from_slice(&json);
-                out.extend_from_slice(b"\n\n");
-                Bytes::from(out)
-            }
-            Err(_) => Bytes::from_static(
-                b"data: {\"error\":{\"message\":\"cannot encode chunk\",\"type\":\"server_error\"}}\n\n",
-            ),
-        }
-    }
-
-    fn finish(&mut self) -> Bytes {
-        Bytes::from_static(b"data: [DONE]\n\n")
-    }
+async fn chat(State(st): State<AppState>, inbound: Inbound) -> Response {
+    inference(st, inbound, Route::Chat, PLAIN).await
 }
 
-async fn chat(State(st): State<AppState>, Inbound { id, headers, body }: Inbound) -> Response {
-    inference(st, id, headers, body, Route::Chat, None).await
+async fn completions(State(st): State<AppState>, inbound: Inbound) -> Response {
+    inference(st, inbound, Route::Text, PLAIN).await
 }
 
-async fn completions(
-    State(st): State<AppState>,
-    Inbound { id, headers, body }: Inbound,
-) -> Response {
-    inference(st, id, headers, body, Route::Text, None).await
-}
-
-async fn embeddings(
-    State(st): State<AppState>,
-    Inbound { id, headers, body }: Inbound,
-) -> Response {
-    inference(st, id, headers, body, Route::Embedding, None).await
+async fn embeddings(State(st): State<AppState>, inbound: Inbound) -> Response {
+    inference(st, inbound, Route::Embedding, PLAIN).await
 }
 
 async fn deployment_chat(
     State(st): State<AppState>,
     Path(deployment): Path<String>,
-    Inbound { id, headers, body }: Inbound,
+    inbound: Inbound,
 ) -> Response {
-    inference(st, id, headers, body, Route::Chat, Some(deployment)).await
+    let flavor = Flavor::OpenAI {
+        deployment: Some(deployment),
+    };
+    inference(st, inbound, Route::Chat, flavor).await
 }
 
 async fn deployment_completions(
     State(st): State<AppState>,
     Path(deployment): Path<String>,
-    Inbound { id, headers, body }: Inbound,
+    inbound: Inbound,
 ) -> Response {
-    inference(st, id, headers, body, Route::Text, Some(deployment)).await
+    let flavor = Flavor::OpenAI {
+        deployment: Some(deployment),
+    };
+    inference(st, inbound, Route::Text, flavor).await
 }
 
 async fn deployment_embeddings(
     State(st): State<AppState>,
     Path(deployment): Path<String>,
-    Inbound { id, headers, body }: Inbound,
+    inbound: Inbound,
 ) -> Response {
-    inference(st, id, headers, body, Route::Embedding, Some(deployment)).await
+    let flavor = Flavor::OpenAI {
+        deployment: Some(deployment),
+    };
+    inference(st, inbound, Route::Embedding, flavor).await
 }
 
 async fn list_models(
@@ -250,7 +265,7 @@ async fn list_models(
     axum::Extension(id): axum::Extension<RequestId>,
     headers: HeaderMap,
 ) -> Response {
-    let ctx = context(&id, &headers);
+    let ctx = st.context(&id, &headers);
     axum::Json(st.bifrost.list_models(&ctx).await).into_response()
 }
 
@@ -262,7 +277,7 @@ async fn get_model(
     Path(model): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let ctx = context(&id, &headers);
+    let ctx = st.context(&id, &headers);
     let (provider, name) = route_model(&model, ProviderKey::OpenAI);
     let wanted = format!("{provider}/{name}");
     let list = st.bifrost.list_models(&ctx).await;

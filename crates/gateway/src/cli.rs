@@ -70,6 +70,10 @@ struct Flags {
     /// (0: never spin; an idle gateway never spins).
     #[arg(long, default_value_t = 200)]
     spin_us: u64,
+    /// Port for the gRPC transport (overrides `grpc.port` in config.json; off when neither
+    /// is set; `bifrost-grpc` defaults to 50051).
+    #[arg(long)]
+    grpc_port: Option<u16>,
     /// Health probe instead of a server: GET /health on this machine's gateway at the port
     /// the other flags and variables select, exit 0 on a 200 and 1 otherwise (the container
     /// image's HEALTHCHECK; the image has no curl).
@@ -77,7 +81,7 @@ struct Flags {
     healthcheck: bool,
 }
 
-/// `bifrost-http`'s settings: the flags (the union of every Bifrost release's flags), with
+/// The gateway binaries' settings (`bifrost-http`, `bifrost-grpc`): the flags (the union of every Bifrost release's flags), with
 /// environment defaults applied (see the module docs).
 #[derive(Debug, Clone)]
 pub struct Cli {
@@ -106,6 +110,8 @@ pub struct Cli {
     pub workers: Option<usize>,
     /// Microseconds a worker keeps polling for I/O after it was last busy (0: never).
     pub spin_us: u64,
+    /// Port for the gRPC transport (`-grpc-port`; overrides `grpc.port`).
+    pub grpc_port: Option<u16>,
     /// Probe the local gateway's `/health` and exit instead of serving.
     pub healthcheck: bool,
 }
@@ -174,6 +180,7 @@ impl Cli {
             log_style: log_style.to_owned(),
             workers: f.workers,
             spin_us: f.spin_us,
+            grpc_port: f.grpc_port,
             healthcheck: f.healthcheck,
         })
     }
@@ -287,6 +294,8 @@ mod tests {
         assert_eq!(c.port, 8080);
         assert!(!c.healthcheck);
         assert!(parse(&["-healthcheck"]).healthcheck);
+        assert_eq!(c.grpc_port, None);
+        assert_eq!(parse(&["-grpc-port", "50051"]).grpc_port, Some(50051));
     }
 
     #[test]
