@@ -1,0 +1,187 @@
+//! The gRPC server: h2c on a bound listener, with keep-alive pings, the message size limit,
+//! `grpc.health.v1` health, server reflection and graceful shutdown.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bifrost_core::Bifrost;
+use bifrost_core::config::GrpcConfig;
+use bifrost_core::schemas::BifrostError;
+use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+
+use crate::pb::bifrost_service_server::BifrostServiceServer;
+use crate::service::{GrpcGateway, error_status, stamp_arrival};
+
+/// Why the gRPC server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The reflection service rejected the embedded descriptor set (a build defect).
+    #[error("building the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The server failed while serving.
+    #[error("serving gRPC: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// One MiB.
+const MIB: usize = 1024 * 1024;
+
+/// Serves `bifrost.v1.BifrostService` (plus health and reflection) on `listener` until
+/// `shutdown` resolves, then stops accepting, lets calls in flight finish and returns.
+///
+/// Takes an engine that is already built (so `bifrost-http` serves gRPC from the same
+/// engine, plugins and queues as HTTP) and a bound listener (so callers choose the address,
+/// tests bind `127.0.0.1:0`). Health reports `SERVING` for the service and for the server
+/// (`""`) until shutdown begins, then `NOT_SERVING`.
+pub async fn serve<F>(
+    bifrost: Bifrost,
+    listener: TcpListener,
+    config: GrpcConfig,
+    shutdown: F,
+) -> Result<(), ServeError>
+where
+    F: Future<Output = ()> + Send,
+{
+    let limit = config.max_message_size_mb.max(1).saturating_mul(MIB);
+    let bifrost_service = BifrostServiceServer::new(GrpcGateway::new(bifrost))
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+    let bifrost_service = InterceptedService::new(bifrost_service, stamp_arrival);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<BifrostServiceServer<GrpcGateway>>()
+        .await;
+    health.set_service_status("", ServingStatus::Serving).await;
+
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let size_mb = config.max_message_size_mb.max(1);
+    let signal = async move {
+        shutdown.await;
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        health
+            .set_not_serving::<BifrostServiceServer<GrpcGateway>>()
+            .await;
+        tracing::info!("grpc server shutting down");
+    };
+    Server::builder()
+        .http2_keepalive_interval(secs(config.keepalive_interval_seconds))
+        .http2_keepalive_timeout(secs(config.keepalive_timeout_seconds))
+        .layer(tower::layer::layer_fn(move |inner| TooLarge {
+            inner,
+            size_mb,
+        }))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(bifrost_service)
+        .serve_with_incoming_shutdown(incoming, signal)
+        .await?;
+    Ok(())
+}
+
+/// Rewrites tonic's "decoded message length too large" (`OUT_OF_RANGE`, naming no setting)
+/// into the unified error for HTTP's 413: `RESOURCE_EXHAUSTED`, as gRPC specifies for an
+/// oversized message, naming `grpc.max_message_size_mb` and carrying the details.
+#[derive(Clone)]
+struct TooLarge<S> {
+    inner: S,
+    size_mb: usize,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B, RB> tower::Service<http::Request<B>> for TooLarge<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let request_id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let size_mb = self.size_mb;
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let mut resp = fut.await?;
+            rewrite_too_large(resp.headers_mut(), size_mb, request_id.as_deref());
+            Ok(resp)
+        })
+    }
+}
+
+/// The rewrite itself, on a trailers-only response's headers.
+fn rewrite_too_large(headers: &mut http::HeaderMap, size_mb: usize, request_id: Option<&str>) {
+    let is_too_large = headers.get("grpc-status").is_some_and(|s| s == "11")
+        && tonic::Status::from_header_map(headers)
+            .is_some_and(|s| s.message().contains("decoded message length too large"));
+    if !is_too_large {
+        return;
+    }
+    let mut e = BifrostError::invalid_request(format!(
+        "request message larger than the gateway's limit of {size_mb} MiB \
+         (grpc.max_message_size_mb in config.json)"
+    ));
+    e.status_code = Some(413);
+    e.error.kind = Some("request_too_large".to_owned());
+    let status = error_status(&e, request_id.unwrap_or_default());
+    for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+        headers.remove(name);
+    }
+    if status.add_header(headers).is_err() {
+        tracing::warn!("cannot encode the message-size error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn too_large_is_resource_exhausted_naming_the_setting() {
+        let mut h = http::HeaderMap::new();
+        tonic::Status::out_of_range(
+            "Error, decoded message length too large: found 20 bytes, the limit is: 10 bytes",
+        )
+        .add_header(&mut h)
+        .unwrap();
+        rewrite_too_large(&mut h, 16, Some("r1"));
+        let s = tonic::Status::from_header_map(&h).unwrap();
+        assert_eq!(s.code(), tonic::Code::ResourceExhausted);
+        assert!(s.message().contains("grpc.max_message_size_mb"), "{s:?}");
+        assert!(!s.details().is_empty());
+
+        let mut other = http::HeaderMap::new();
+        tonic::Status::out_of_range("something else")
+            .add_header(&mut other)
+            .unwrap();
+        rewrite_too_large(&mut other, 16, None);
+        assert_eq!(
+            tonic::Status::from_header_map(&other).unwrap().code(),
+            tonic::Code::OutOfRange
+        );
+    }
+}
