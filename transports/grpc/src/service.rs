@@ -39,7 +39,7 @@ pub struct GrpcGateway {
 impl GrpcGateway {
     /// A service on `bifrost` (cheap: the engine is shared, not copied).
     pub fn new(bifrost: Bifrost) -> Self {
-        let policy = MetadataPolicy::for_engine(&bifrost);
+        let policy = MetadataPolicy::for_engine(&bifrost, "grpc");
         Self { bifrost, policy }
     }
 }
@@ -267,6 +267,8 @@ impl pb::bifrost_service_server::BifrostService for GrpcGateway {
             message,
         } = self.accept(request);
         let req = convert::chat_stream_request(message).map_err(|e| fail(&ctx, &e))?;
+        // The engine moves the context into the stream it returns.
+        let request_id = ctx.request_id.clone();
         let stream = within(deadline, self.bifrost.chat_completion_stream(&mut ctx, req))
             .await
             .map_err(|e| fail(&ctx, &e))?;
@@ -275,13 +277,13 @@ impl pb::bifrost_service_server::BifrostService for GrpcGateway {
             let c = stream.context();
             (c.retries, c.fallback_index)
         };
-        let mut head = RequestContext::new(ctx.request_id.clone());
+        let mut head = RequestContext::new(request_id.clone());
         head.retries = retries;
         head.fallback_index = fallback_index;
         let chunks = ChunkStream {
             inner: Some(stream),
             deadline: deadline.map(|d| (Box::pin(tokio::time::sleep_until(d.at)), d.asked)),
-            request_id: ctx.request_id,
+            request_id,
         };
         Ok(answer(&head, chunks))
     }
