@@ -506,6 +506,10 @@ impl Bifrost {
         let result =
             loop {
                 let key = state.pick_key(&req.model, rate_limited)?;
+                if !self.inner.plugins.is_empty() {
+                    // For plugins (request logs); a shared count, so only when someone reads it.
+                    ctx.key_id = key.map(|k| Arc::clone(&k.id));
+                }
                 let permit = state.queue.acquire(timeout).await?;
                 let mut opts = state.call_options(ctx, key);
                 opts.wire_body = wire_body;

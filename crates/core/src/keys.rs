@@ -105,15 +105,36 @@ mod tests {
             key("b", 1.0, &["other"]),
             key("c", 0.0, &[]),
         ];
-        assert_eq!(select_with(&keys, "gpt-4o", None, 0.99).unwrap().id, "a");
-        assert_eq!(select_with(&keys, "other", None, 0.0).unwrap().id, "b");
-        assert_eq!(select_with(&keys, "nothing", None, 0.5).unwrap().id, "c");
+        assert_eq!(
+            select_with(&keys, "gpt-4o", None, 0.99)
+                .unwrap()
+                .id
+                .as_ref(),
+            "a"
+        );
+        assert_eq!(
+            select_with(&keys, "other", None, 0.0).unwrap().id.as_ref(),
+            "b"
+        );
+        assert_eq!(
+            select_with(&keys, "nothing", None, 0.5)
+                .unwrap()
+                .id
+                .as_ref(),
+            "c"
+        );
         let restricted = vec![key("a", 1.0, &["x"])];
         assert!(select_key(&restricted, "y").is_none());
         let zero = vec![key("a", 0.0, &[]), key("b", 0.0, &[])];
-        assert_eq!(select_with(&zero, "m", None, 0.75).unwrap().id, "b");
         assert_eq!(
-            select_with(&keys, "gpt-4o", None, 0.999_999).unwrap().id,
+            select_with(&zero, "m", None, 0.75).unwrap().id.as_ref(),
+            "b"
+        );
+        assert_eq!(
+            select_with(&keys, "gpt-4o", None, 0.999_999)
+                .unwrap()
+                .id
+                .as_ref(),
             "a"
         );
     }
@@ -126,9 +147,21 @@ mod tests {
             key("c", 1.0, &["x"]),
         ];
         for r in [0.0, 0.5, 0.99] {
-            assert_eq!(select_with(&keys, "m", Some(&keys[0]), r).unwrap().id, "b");
+            assert_eq!(
+                select_with(&keys, "m", Some(&keys[0]), r)
+                    .unwrap()
+                    .id
+                    .as_ref(),
+                "b"
+            );
             // No other key serves `y`: the avoided one is still used.
-            assert_eq!(select_with(&keys, "y", Some(&keys[0]), r).unwrap().id, "a");
+            assert_eq!(
+                select_with(&keys, "y", Some(&keys[0]), r)
+                    .unwrap()
+                    .id
+                    .as_ref(),
+                "a"
+            );
         }
     }
 
@@ -147,7 +180,10 @@ mod tests {
         let keys = vec![east, west];
         // Only `west` (no deployments map) can serve a model `east` does not deploy.
         for r in [0.0, 0.99] {
-            assert_eq!(select_with(&keys, "gpt-35", None, r).unwrap().id, "west");
+            assert_eq!(
+                select_with(&keys, "gpt-35", None, r).unwrap().id.as_ref(),
+                "west"
+            );
         }
         assert_eq!(keys[0].deployment("gpt-4o"), Some(Some("dep-4o")));
         assert_eq!(keys[0].deployment("gpt-35"), None);

@@ -28,6 +28,6 @@ pub mod telemetry;
 pub use config::BifrostConfig;
 pub use engine::{Bifrost, BifrostBuilder, BifrostStream, InitError};
 pub use plugin::{
-    EngineHandle, Plugin, PluginFactory, PluginInitError, PluginNeeds, PreHookOutcome,
-    RequestContext,
+    ApiRequest, EngineHandle, Plugin, PluginApi, PluginFactory, PluginInitError, PluginNeeds,
+    PreHookOutcome, RequestContext,
 };

@@ -82,6 +82,13 @@ pub struct RequestContext {
     /// written by [`BifrostResponse::to_openai_json`](crate::schemas::BifrostResponse::to_openai_json)).
     /// The engine honours it only when no plugin is registered.
     pub wire_body: bool,
+    /// The transport the request came in on (`http`, `grpc`; empty for embedded use).
+    pub transport: &'static str,
+    /// The caller's virtual key (`x-bf-vk`), when it sent one.
+    pub virtual_key: Option<String>,
+    /// Id of the provider key the last attempt used (never the secret); set by the engine
+    /// when plugins are registered.
+    pub key_id: Option<Arc<str>>,
     /// Retries the engine spent on the answering attempt (set by the engine).
     pub retries: u32,
     /// Index of the fallback that answered, if not the primary (set by the engine).
@@ -204,8 +211,48 @@ pub trait Plugin: Send + Sync + 'static {
     /// it, if any (an error chunk, a cut upstream, or the client going away). Default: nothing.
     fn on_stream_end(&self, _ctx: &mut RequestContext, _error: Option<&BifrostError>) {}
 
-    /// Runs once at shutdown. Default: nothing.
+    /// Runs once at shutdown (flush buffers here). Default: nothing.
     async fn cleanup(&self) {}
+
+    /// A JSON management API the plugin offers (log queries, MCP clients, …), which every
+    /// transport that has such routes mounts under `/api/<prefix>`. Default: none.
+    fn api(&self) -> Option<Arc<dyn PluginApi>> {
+        None
+    }
+}
+
+/// One call to a plugin's management API, in transport-neutral terms.
+#[derive(Debug, Clone, Default)]
+pub struct ApiRequest {
+    /// `GET`, `POST`, `DELETE`, …
+    pub method: http::Method,
+    /// The path after `/api/<prefix>` (`""` or starting with `/`).
+    pub path: String,
+    /// Query parameters in order, percent-decoded.
+    pub query: Vec<(String, String)>,
+    /// The JSON body, if the call had one.
+    pub body: Option<serde_json::Value>,
+}
+
+impl ApiRequest {
+    /// The first value of query parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A plugin's management API: JSON in, JSON out, errors as [`BifrostError`] (rendered by the
+/// transport with the status the error carries). Kept free of any HTTP framework so core
+/// stays transport-neutral.
+#[async_trait]
+pub trait PluginApi: Send + Sync {
+    /// The path segment under `/api/` this API answers (e.g. `logs`).
+    fn prefix(&self) -> &str;
+    /// Answers one call.
+    async fn call(&self, req: ApiRequest) -> Result<serde_json::Value, BifrostError>;
 }
 
 /// The ordered plugin list.

@@ -7,6 +7,7 @@
 //! | `x-request-id` | the request id (≤ 128 visible characters; otherwise one is generated) |
 //! | `x-bf-eh-<name>` | `<name>` is sent upstream, except the names in [`FORWARD_DENY`] |
 //! | `x-bf-send-back-raw-response` | `true`/`false` overrides the provider's setting |
+//! | `x-bf-vk` | the caller's virtual key ([`RequestContext::virtual_key`]) |
 //! | `x-bf-prom-<label>` | the value of the custom Prometheus label `<label>` (bounded) |
 //! | everything | copied to [`RequestContext::headers`] when a plugin asks for them |
 
@@ -74,6 +75,8 @@ pub fn new_request_id() -> HeaderValue {
 /// What the policy copies into a [`RequestContext`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MetadataPolicy {
+    /// The transport's name for [`RequestContext::transport`] (`http`, `grpc`).
+    pub transport: &'static str,
     /// Copy every inbound header into [`RequestContext::headers`] (a registered plugin
     /// declared it reads them; see `PluginNeeds::request_headers`). Off otherwise, so a
     /// request's headers are freed while the upstream answers.
@@ -81,9 +84,11 @@ pub struct MetadataPolicy {
 }
 
 impl MetadataPolicy {
-    /// The policy for an engine: headers are kept when one of its plugins needs them.
-    pub fn for_engine(engine: &bifrost_core::Bifrost) -> Self {
+    /// The policy for `transport` in front of `engine`: headers are kept when one of its
+    /// plugins needs them.
+    pub fn for_engine(engine: &bifrost_core::Bifrost, transport: &'static str) -> Self {
         Self {
+            transport,
             keep_headers: engine.plugin_needs().request_headers,
         }
     }
@@ -91,6 +96,7 @@ impl MetadataPolicy {
     /// The request context for a request with id `id` and these inbound headers.
     pub fn context(&self, id: &str, headers: &HeaderMap) -> RequestContext {
         let mut ctx = RequestContext::new(id);
+        ctx.transport = self.transport;
         for (name, value) in headers {
             if let Some(fwd) = name.as_str().strip_prefix(FORWARD_PREFIX)
                 && !FORWARD_DENY.contains(&fwd)
@@ -104,6 +110,11 @@ impl MetadataPolicy {
             .and_then(|v| v.to_str().ok())
         {
             ctx.send_back_raw_response = Some(v.trim().eq_ignore_ascii_case("true"));
+        }
+        if let Some(vk) = headers.get("x-bf-vk").and_then(|v| v.to_str().ok())
+            && !vk.is_empty()
+        {
+            ctx.virtual_key = Some(vk.to_owned());
         }
         if self.keep_headers {
             // Copies: the originals share the connection's read buffer.
@@ -212,8 +223,15 @@ mod tests {
         );
         assert_eq!(ctx.send_back_raw_response, Some(true));
         assert!(ctx.headers.is_empty(), "headers are kept only on request");
-        let ctx = MetadataPolicy { keep_headers: true }.context("id-1", &h);
+        h.insert("x-bf-vk", HeaderValue::from_static("vk-team"));
+        let policy = MetadataPolicy {
+            transport: "grpc",
+            keep_headers: true,
+        };
+        let ctx = policy.context("id-1", &h);
         assert_eq!(ctx.headers["authorization"], "Bearer sk");
+        assert_eq!(ctx.virtual_key.as_deref(), Some("vk-team"));
+        assert_eq!(ctx.transport, "grpc");
     }
 
     #[test]

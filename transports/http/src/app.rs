@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use bifrost_core::{Bifrost, RequestContext};
+use bifrost_core::{ApiRequest, Bifrost, PluginApi, RequestContext};
 use bifrost_gateway::metadata::MetadataPolicy;
 use hyper::body::Incoming;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -71,6 +71,8 @@ pub struct SharedState {
     pub prometheus_labels: Arc<[String]>,
     /// Which inbound headers become request-context fields.
     pub metadata: MetadataPolicy,
+    /// The plugins' management APIs, mounted under `/api/<prefix>`.
+    pub apis: Arc<[Arc<dyn PluginApi>]>,
 }
 
 /// Longest time a client may take to send its request body.
@@ -100,6 +102,13 @@ pub fn router(state: AppState, opts: RouterOptions) -> impl crate::workers::App 
         .route("/v1/models", get(list_models))
         .route("/health", get(health))
         .route("/metrics", get(render_metrics))
+        .route(
+            "/api/{*rest}",
+            get(plugin_api)
+                .post(plugin_api)
+                .put(plugin_api)
+                .delete(plugin_api),
+        )
         .merge(crate::surfaces::openai::router())
         .merge(crate::surfaces::anthropic::router())
         .merge(crate::surfaces::genai::router())
@@ -268,6 +277,65 @@ async fn list_models(
 ) -> Response {
     let ctx = st.context(&id, &headers);
     axum::Json(st.bifrost.list_models(&ctx).await).into_response()
+}
+
+/// `/api/<prefix>/…`: the management API of the plugin that offers `<prefix>` (e.g. request
+/// logs), JSON in and out, errors in Bifrost's shape.
+async fn plugin_api(
+    State(st): State<AppState>,
+    axum::extract::Path(rest): axum::extract::Path<String>,
+    method: Method,
+    query: Result<
+        axum::extract::Query<Vec<(String, String)>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (prefix, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest.as_str(), ""),
+    };
+    let Some(api) = st.apis.iter().find(|a| a.prefix() == prefix) else {
+        return http_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no plugin offers /api/{prefix} (enable the plugin that does)"),
+        );
+    };
+    let query = match query {
+        Ok(q) => q.0,
+        Err(e) => {
+            return http_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                e.body_text(),
+            );
+        }
+    };
+    let body = match body_or_error_in(Dialect::Bifrost, body) {
+        Ok(b) if b.is_empty() => None,
+        Ok(b) => match serde_json::from_slice(&b) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                return http_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    format!("invalid JSON body: {e}"),
+                );
+            }
+        },
+        Err(resp) => return resp,
+    };
+    let req = ApiRequest {
+        method,
+        path: path.to_owned(),
+        query,
+        body,
+    };
+    match api.call(req).await {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => Dialect::Bifrost.error_response(&e),
+    }
 }
 
 async fn health() -> Response {

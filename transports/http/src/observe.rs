@@ -397,6 +397,7 @@ mod tests {
             metrics: None,
             prometheus_labels: Arc::from(Vec::new()),
             metadata: Default::default(),
+            apis: Arc::from(Vec::new()),
         });
         async fn boom() -> &'static str {
             panic!("boom")

@@ -139,7 +139,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         bifrost: bifrost.clone(),
         metrics,
         prometheus_labels: cfg.client.prometheus_labels.clone().into(),
-        metadata: MetadataPolicy::for_engine(&bifrost),
+        metadata: MetadataPolicy::for_engine(&bifrost, "http"),
+        apis: bifrost.plugins().iter().filter_map(|p| p.api()).collect(),
     });
     let opts = RouterOptions {
         max_body_bytes: cfg

@@ -9,8 +9,9 @@ use crate::config::KeyConfig;
 /// A key whose value has been resolved; `Debug` never prints the secret.
 #[derive(Clone)]
 pub struct ResolvedKey {
-    /// Stable id for logs/metrics: the configured id or name, else `key-<index>`.
-    pub id: String,
+    /// Stable id for logs/metrics: the configured id or name, else `key-<index>`. Shared, so
+    /// a request's context can name its key without a copy.
+    pub id: std::sync::Arc<str>,
     /// The secret.
     pub value: String,
     /// Models this key may serve; empty = all.
@@ -101,7 +102,8 @@ impl KeyConfig {
                     .id
                     .clone()
                     .or_else(|| self.name.clone())
-                    .unwrap_or_else(|| format!("key-{index}")),
+                    .unwrap_or_else(|| format!("key-{index}"))
+                    .into(),
                 value,
                 models: self.models.clone(),
                 weight: self.weight,
