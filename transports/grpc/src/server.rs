@@ -49,9 +49,10 @@ where
     F: Future<Output = ()> + Send,
 {
     let limit = config.max_message_size_mb.max(1).saturating_mul(MIB);
-    let bifrost_service = BifrostServiceServer::new(GrpcGateway::new(bifrost))
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
+    let bifrost_service =
+        BifrostServiceServer::new(GrpcGateway::new(bifrost, config.max_message_size_mb))
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit);
     let bifrost_service = InterceptedService::new(bifrost_service, stamp_arrival);
 
     let (health, health_service) = tonic_health::server::health_reporter();

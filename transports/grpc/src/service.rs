@@ -34,13 +34,52 @@ pub fn stamp_arrival(mut req: Request<()>) -> Result<Request<()>, Status> {
 pub struct GrpcGateway {
     bifrost: Bifrost,
     policy: MetadataPolicy,
+    limit: AnswerLimit,
+}
+
+/// The largest answer message sent, checked before tonic encodes it so an oversized
+/// answer fails with the unified error naming the setting (tonic's own check would say
+/// `OUT_OF_RANGE` and name nothing).
+#[derive(Clone, Copy)]
+struct AnswerLimit {
+    bytes: usize,
+    mb: usize,
+}
+
+impl AnswerLimit {
+    fn check<M: Message>(self, m: M) -> Result<M, BifrostError> {
+        let len = m.encoded_len();
+        if len <= self.bytes {
+            return Ok(m);
+        }
+        let mut e = BifrostError::gateway(
+            413,
+            "response_too_large",
+            format!(
+                "answer of {len} bytes exceeds the gateway's limit of {} MiB \
+                 (grpc.max_message_size_mb in config.json); raise it or ask for less",
+                self.mb
+            ),
+        );
+        e.allow_fallbacks = Some(false);
+        Err(e)
+    }
 }
 
 impl GrpcGateway {
-    /// A service on `bifrost` (cheap: the engine is shared, not copied).
-    pub fn new(bifrost: Bifrost) -> Self {
+    /// A service on `bifrost` (cheap: the engine is shared, not copied) sending answers of
+    /// at most `max_message_size_mb` MiB.
+    pub fn new(bifrost: Bifrost, max_message_size_mb: usize) -> Self {
         let policy = MetadataPolicy::for_engine(&bifrost, "grpc");
-        Self { bifrost, policy }
+        let mb = max_message_size_mb.max(1);
+        Self {
+            bifrost,
+            policy,
+            limit: AnswerLimit {
+                bytes: mb.saturating_mul(1024 * 1024),
+                mb,
+            },
+        }
     }
 }
 
@@ -197,6 +236,7 @@ fn answer<T>(ctx: &RequestContext, message: T) -> Response<T> {
 /// cancels the upstream request.
 pub struct ChunkStream {
     inner: Option<BifrostStream>,
+    limit: AnswerLimit,
     deadline: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
     request_id: String,
 }
@@ -220,7 +260,9 @@ impl Stream for ChunkStream {
             ))));
         }
         let item = match inner.poll_next_unpin(cx) {
-            Poll::Ready(Some(Ok(chunk))) => convert::chunk_to(chunk),
+            Poll::Ready(Some(Ok(chunk))) => {
+                convert::chunk_to(chunk).and_then(|c| this.limit.check(c))
+            }
             Poll::Ready(Some(Err(e))) => Err(e),
             Poll::Ready(None) => {
                 this.inner = None;
@@ -251,6 +293,7 @@ impl pb::bifrost_service_server::BifrostService for GrpcGateway {
         let result = within(deadline, self.bifrost.chat_completion(&mut ctx, req)).await;
         result
             .and_then(convert::chat_response_to)
+            .and_then(|m| self.limit.check(m))
             .map(|m| answer(&ctx, m))
             .map_err(|e| fail(&ctx, &e))
     }
@@ -282,6 +325,7 @@ impl pb::bifrost_service_server::BifrostService for GrpcGateway {
         head.fallback_index = fallback_index;
         let chunks = ChunkStream {
             inner: Some(stream),
+            limit: self.limit,
             deadline: deadline.map(|d| (Box::pin(tokio::time::sleep_until(d.at)), d.asked)),
             request_id,
         };
@@ -301,6 +345,7 @@ impl pb::bifrost_service_server::BifrostService for GrpcGateway {
         let result = within(deadline, self.bifrost.text_completion(&mut ctx, req)).await;
         result
             .and_then(convert::text_response_to)
+            .and_then(|m| self.limit.check(m))
             .map(|m| answer(&ctx, m))
             .map_err(|e| fail(&ctx, &e))
     }
@@ -318,6 +363,7 @@ impl pb::bifrost_service_server::BifrostService for GrpcGateway {
         let result = within(deadline, self.bifrost.embedding(&mut ctx, req)).await;
         result
             .and_then(convert::embedding_response_to)
+            .and_then(|m| self.limit.check(m))
             .map(|m| answer(&ctx, m))
             .map_err(|e| fail(&ctx, &e))
     }
@@ -330,7 +376,11 @@ impl pb::bifrost_service_server::BifrostService for GrpcGateway {
         let list = within(deadline, async { Ok(self.bifrost.list_models(&ctx).await) })
             .await
             .map_err(|e| fail(&ctx, &e))?;
-        Ok(answer(&ctx, convert::models_to(list)))
+        let list = self
+            .limit
+            .check(convert::models_to(list))
+            .map_err(|e| fail(&ctx, &e))?;
+        Ok(answer(&ctx, list))
     }
 
     async fn count_tokens(
@@ -367,6 +417,23 @@ mod tests {
         assert_eq!(parse_grpc_timeout(b"m"), None);
         assert_eq!(parse_grpc_timeout(b"10x"), None);
         assert_eq!(parse_grpc_timeout(b""), None);
+    }
+
+    #[test]
+    fn oversized_answers_are_resource_exhausted_naming_the_setting() {
+        let limit = AnswerLimit { bytes: 64, mb: 1 };
+        let small = pb::ListModelsResponse::default();
+        assert!(limit.check(small).is_ok());
+        let big = pb::ListModelsResponse {
+            object: "x".repeat(100),
+            data: Vec::new(),
+        };
+        let e = limit.check(big).unwrap_err();
+        assert!(
+            e.error.message.contains("grpc.max_message_size_mb"),
+            "{e:?}"
+        );
+        assert_eq!(error_status(&e, "r").code(), Code::ResourceExhausted);
     }
 
     #[test]
