@@ -171,18 +171,87 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Duration::from_micros(cli.spin_us),
         stop_rx,
     )?;
+    let grpc = start_grpc(&cli, &cfg, &bifrost, workers, stop_tx.subscribe()).await?;
     shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight requests");
     let _ = stop_tx.send(true);
-    if tokio::time::timeout(DRAIN_TIMEOUT, running.join())
-        .await
-        .is_err()
-    {
+    // HTTP and gRPC drain side by side (both saw the stop signal), within one deadline.
+    let drained = async {
+        let grpc = async {
+            if let Some(grpc) = grpc {
+                let _ = tokio::task::spawn_blocking(move || grpc.join()).await;
+            }
+        };
+        tokio::join!(running.join(), grpc)
+    };
+    if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
         tracing::warn!("drain timeout reached; closing remaining connections");
     }
     bifrost.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The gRPC transport on `grpc.port` (or `-grpc-port`), when one is set: a thread with its
+/// own multi-threaded runtime (tonic's server shares connections across threads, unlike the
+/// HTTP workers), on the same engine and plugins as HTTP. Stops when `stop` turns true.
+#[cfg(feature = "grpc")]
+async fn start_grpc(
+    cli: &Cli,
+    cfg: &bifrost_core::BifrostConfig,
+    bifrost: &bifrost_core::Bifrost,
+    threads: usize,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<std::thread::JoinHandle<()>>> {
+    let Some(port) = cfg.grpc.port else {
+        return Ok(None);
+    };
+    let std_listener = std::net::TcpListener::bind((cli.host.as_str(), port))
+        .with_context(|| format!("binding the gRPC port {}:{port}", cli.host))?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    tracing::info!(%addr, "bifrost-http serving gRPC on http://{addr} (h2c)");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("bifrost-grpc")
+        .enable_all()
+        .build()?;
+    let (bifrost, grpc_cfg) = (bifrost.clone(), cfg.grpc.clone());
+    let thread = std::thread::Builder::new()
+        .name("bifrost-grpc".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match TcpListener::from_std(std_listener) {
+                    Ok(l) => l,
+                    Err(e) => return tracing::error!(error = %e, "gRPC listener"),
+                };
+                let shutdown = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                if let Err(e) =
+                    bifrost_transport_grpc::serve(bifrost, listener, grpc_cfg, shutdown).await
+                {
+                    tracing::error!(error = %e, "gRPC transport stopped");
+                }
+            });
+        })?;
+    Ok(Some(thread))
+}
+
+/// Without the `grpc` feature a configured gRPC port is refused rather than ignored.
+#[cfg(not(feature = "grpc"))]
+async fn start_grpc(
+    _cli: &Cli,
+    cfg: &bifrost_core::BifrostConfig,
+    _bifrost: &bifrost_core::Bifrost,
+    _threads: usize,
+    _stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<std::thread::JoinHandle<()>>> {
+    anyhow::ensure!(
+        cfg.grpc.port.is_none(),
+        "grpc.port is set but this build has no gRPC transport (feature `grpc`)"
+    );
+    Ok(None)
 }
 
 async fn shutdown_signal() {

@@ -334,3 +334,49 @@ async fn healthcheck_probes_the_gateway_at_app_port() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn grpc_port_serves_the_same_engine_and_plugins_next_to_http() {
+    use bifrost_transport_grpc::pb;
+    let dir = TempDir::new();
+    let path = write_config(&dir.0, &mock_config("from one engine"));
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let mut cmd = Command::new(BIN);
+    cmd.args(["-config", path.to_str().unwrap(), "-port", "0"])
+        .args(["-host", "127.0.0.1", "-grpc-port", &port.to_string()]);
+    let gw = Running::start(cmd);
+    assert_eq!(mock_answer(&gw.url).await, "from one engine");
+    let url = format!("http://127.0.0.1:{port}");
+    let mut client = None;
+    for _ in 0..50 {
+        if let Ok(c) = pb::bifrost_service_client::BifrostServiceClient::connect(url.clone()).await
+        {
+            client = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut client = client.unwrap_or_else(|| panic!("no gRPC on {url}; log:\n{}", gw.log()));
+    let answer = client
+        .chat_completion(pb::ChatCompletionRequest {
+            model: "mock/any".into(),
+            messages: vec![pb::ChatMessage {
+                role: pb::Role::User as i32,
+                content: Some(pb::chat_message::Content::Text("hi".into())),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let text = answer.choices[0].message.as_ref().unwrap().content.clone();
+    assert_eq!(
+        text,
+        Some(pb::chat_message::Content::Text("from one engine".into()))
+    );
+    assert!(gw.log().contains("serving gRPC on http://"), "{}", gw.log());
+}
