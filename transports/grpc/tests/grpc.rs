@@ -716,6 +716,15 @@ async fn the_binary_serves_with_the_same_flags_config_and_plugins() {
             .unwrap();
         assert_eq!(h.get_ref().status, ServingStatus::Serving as i32);
 
+        // `-healthcheck` probes the health service at the port the flags name.
+        let port = bin.url.rsplit(':').next().unwrap().to_owned();
+        let probe = std::process::Command::new(env!("CARGO_BIN_EXE_bifrost-grpc"))
+            .args(["-healthcheck", "-host", "127.0.0.1", "-grpc-port", &port])
+            .args(["-app-dir", "/nonexistent-bifrost-dir"])
+            .output()
+            .unwrap();
+        assert!(probe.status.success(), "{probe:?}");
+
         // SIGTERM: graceful stop, exit 0.
         let pid = bin.pid().to_string();
         let killed = std::process::Command::new("kill")
@@ -732,6 +741,12 @@ async fn the_binary_serves_with_the_same_flags_config_and_plugins() {
         .0
         .expect("exited after SIGTERM");
         assert!(status.success(), "{status:?}");
+        let probe = std::process::Command::new(env!("CARGO_BIN_EXE_bifrost-grpc"))
+            .args(["-healthcheck", "-host", "127.0.0.1", "-grpc-port", &port])
+            .args(["-app-dir", "/nonexistent-bifrost-dir"])
+            .output()
+            .unwrap();
+        assert!(!probe.status.success(), "nothing serves after the stop");
     })
     .await;
 }
