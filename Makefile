@@ -6,16 +6,17 @@ VENV    ?= .venv
 PYTHON  ?= python3
 CONFIG  ?= config.json
 PORT    ?= 8080
+GRPC_PORT ?= 50051
 comma   := ,
 # Where cargo puts binaries (honours CARGO_TARGET_DIR, as a shared CI target dir would set).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
 .PHONY: run build test test-rust test-python lint fmt bench bench-soak clean
 
-## run: the gateway on :8080 with the demo config (mock/* models answer offline)
+## run: the gateway on :8080 (gRPC on :50051) with the demo config (mock/* models answer offline)
 run:
 	$(CARGO) run --profile $(PROFILE) -p bifrost-transport-http --bin bifrost-http -- \
-		-config $(CONFIG) -port $(PORT) -host 0.0.0.0 -log-style pretty
+		-config $(CONFIG) -port $(PORT) -grpc-port $(GRPC_PORT) -host 0.0.0.0 -log-style pretty
 
 ## build: every crate, binary and test target, once
 build:
