@@ -750,3 +750,99 @@ async fn the_binary_serves_with_the_same_flags_config_and_plugins() {
     })
     .await;
 }
+
+/// What the recorder keeps per request: transport, virtual key, `x-team`, request id.
+type Seen = (String, Option<String>, Option<String>, String);
+
+/// Records what a plugin sees of each request.
+#[derive(Default)]
+struct Recorder {
+    seen: std::sync::Mutex<Vec<Seen>>,
+    chunks: AtomicUsize,
+    ends: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl bifrost_core::Plugin for Recorder {
+    fn name(&self) -> &str {
+        "recorder"
+    }
+
+    async fn pre_hook(
+        &self,
+        ctx: &mut bifrost_core::RequestContext,
+        _req: &mut bifrost_core::schemas::BifrostRequest,
+    ) -> bifrost_core::PreHookOutcome {
+        let team = ctx
+            .headers
+            .get("x-team")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        self.seen.lock().unwrap().push((
+            ctx.transport.to_owned(),
+            ctx.virtual_key.clone(),
+            team,
+            ctx.request_id.clone(),
+        ));
+        bifrost_core::PreHookOutcome::Continue
+    }
+
+    fn on_stream_chunk(
+        &self,
+        _ctx: &mut bifrost_core::RequestContext,
+        _chunk: &mut bifrost_core::schemas::BifrostResponse,
+    ) {
+        self.chunks.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn on_stream_end(
+        &self,
+        _ctx: &mut bifrost_core::RequestContext,
+        _error: Option<&bifrost_core::schemas::BifrostError>,
+    ) {
+        self.ends.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_see_grpc_metadata_virtual_keys_and_every_chunk() {
+    bounded(async {
+        let mock = mock().await;
+        let cfg = bifrost_core::BifrostConfig::from_json(&config(&mock.url()).to_string()).unwrap();
+        let recorder = Arc::new(Recorder::default());
+        let engine = bifrost_core::Bifrost::builder(cfg)
+            .plugin(recorder.clone())
+            .build()
+            .unwrap();
+        let server = Server::start_engine(engine).await;
+        let mut client = server.client().await;
+        let md = [
+            ("x-bf-vk", "vk-team-a"),
+            ("x-team", "search"),
+            ("x-request-id", "plug-1"),
+        ];
+        client
+            .chat_completion(with_md(chat("openai/gpt-4o-mini", "x"), &md))
+            .await
+            .unwrap();
+        let chunks: Vec<_> = client
+            .chat_completion_stream(with_md(chat_stream("openai/gpt-4o-mini", "a b c"), &md))
+            .await
+            .unwrap()
+            .into_inner()
+            .collect()
+            .await;
+        assert!(chunks.iter().all(Result::is_ok));
+        let seen = recorder.seen.lock().unwrap().clone();
+        let want = (
+            "grpc".to_owned(),
+            Some("vk-team-a".to_owned()),
+            Some("search".to_owned()),
+            "plug-1".to_owned(),
+        );
+        assert_eq!(seen, vec![want.clone(), want]);
+        assert_eq!(recorder.chunks.load(Ordering::SeqCst), chunks.len());
+        assert_eq!(recorder.ends.load(Ordering::SeqCst), 1);
+    })
+    .await;
+}

@@ -55,6 +55,30 @@ impl Server {
         }
     }
 
+    /// Serves an engine built by the caller (e.g. with a test plugin).
+    pub async fn start_engine(engine: bifrost_core::Bifrost) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            bifrost_transport_grpc::serve(
+                engine,
+                listener,
+                bifrost_core::config::GrpcConfig::default(),
+                async {
+                    let _ = rx.await;
+                },
+            )
+            .await
+            .unwrap();
+        });
+        Self {
+            url,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
     pub async fn client(&self) -> BifrostServiceClient<Channel> {
         connect(&self.url).await
     }
