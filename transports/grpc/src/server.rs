@@ -4,19 +4,18 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bifrost_core::Bifrost;
 use bifrost_core::config::GrpcConfig;
 use bifrost_core::schemas::BifrostError;
 use tokio::net::TcpListener;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::pb::bifrost_service_server::BifrostServiceServer;
-use crate::service::{GrpcGateway, error_status, stamp_arrival};
+use crate::service::{Arrival, GrpcGateway, error_status};
 
 /// Why the gRPC server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +52,6 @@ where
         BifrostServiceServer::new(GrpcGateway::new(bifrost, config.max_message_size_mb))
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
-    let bifrost_service = InterceptedService::new(bifrost_service, stamp_arrival);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -82,10 +80,7 @@ where
     Server::builder()
         .http2_keepalive_interval(secs(config.keepalive_interval_seconds))
         .http2_keepalive_timeout(secs(config.keepalive_timeout_seconds))
-        .layer(tower::layer::layer_fn(move |inner| TooLarge {
-            inner,
-            size_mb,
-        }))
+        .layer(tower::layer::layer_fn(move |inner| Edge { inner, size_mb }))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(bifrost_service)
@@ -94,18 +89,21 @@ where
     Ok(())
 }
 
-/// Rewrites tonic's "decoded message length too large" (`OUT_OF_RANGE`, naming no setting)
-/// into the unified error for HTTP's 413: `RESOURCE_EXHAUSTED`, as gRPC specifies for an
-/// oversized message, naming `grpc.max_message_size_mb` and carrying the details.
+/// The first thing every request meets, inside tonic's own deadline timer:
+/// - stamps its [`Arrival`], so the service measures the client's deadline from the same
+///   moment tonic does (and answers before tonic's timer, which would say `CANCELLED`);
+/// - rewrites tonic's "decoded message length too large" (`OUT_OF_RANGE`, naming no
+///   setting) into the unified error for HTTP's 413: `RESOURCE_EXHAUSTED`, as gRPC
+///   specifies for an oversized message, naming `grpc.max_message_size_mb`, with details.
 #[derive(Clone)]
-struct TooLarge<S> {
+struct Edge<S> {
     inner: S,
     size_mb: usize,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-impl<S, B, RB> tower::Service<http::Request<B>> for TooLarge<S>
+impl<S, B, RB> tower::Service<http::Request<B>> for Edge<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
     S::Future: Send + 'static,
@@ -118,17 +116,16 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let request_id = req
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        req.extensions_mut().insert(Arrival(Instant::now()));
+        // A clone shares the value's bytes; nothing is copied unless the rewrite needs it.
+        let request_id = req.headers().get("x-request-id").cloned();
         let size_mb = self.size_mb;
         let fut = self.inner.call(req);
         Box::pin(async move {
             let mut resp = fut.await?;
-            rewrite_too_large(resp.headers_mut(), size_mb, request_id.as_deref());
+            let id = request_id.as_ref().and_then(|v| v.to_str().ok());
+            rewrite_too_large(resp.headers_mut(), size_mb, id);
             Ok(resp)
         })
     }

@@ -18,16 +18,10 @@ use tonic::{Code, Request, Response, Status};
 use crate::convert;
 use crate::pb;
 
-/// When the request reached the service (stamped by [`stamp_arrival`] before the body is
-/// read), so the client's deadline is measured from where tonic measures it.
+/// When the request reached the server (stamped by the server's edge layer before the
+/// body is read), so the client's deadline is measured from where tonic measures it.
 #[derive(Debug, Clone, Copy)]
 pub struct Arrival(pub Instant);
-
-/// Interceptor stamping [`Arrival`] on every request.
-pub fn stamp_arrival(mut req: Request<()>) -> Result<Request<()>, Status> {
-    req.extensions_mut().insert(Arrival(Instant::now()));
-    Ok(req)
-}
 
 /// The service: the engine and the metadata policy derived from its plugins.
 #[derive(Clone)]
