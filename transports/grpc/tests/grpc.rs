@@ -55,9 +55,21 @@ async fn unary_chat_echoes_with_metadata_and_extra_fields() {
         assert_eq!(extra.provider.as_deref(), Some("openai"));
         assert!(extra.latency_ms.is_some());
 
+        assert!(extra.raw_response.is_none(), "only when asked for");
+
         let sent = mock.last_request().unwrap();
         assert_eq!(sent.header("x-custom"), Some("abc"));
         assert_eq!(sent.header("authorization"), Some("Bearer sk-test-a"));
+
+        // `x-bf-send-back-raw-response: true` adds the provider's body as a Value.
+        let req = with_md(
+            chat("openai/gpt-4o-mini", "raw please"),
+            &[("x-bf-send-back-raw-response", "true")],
+        );
+        let r = client.chat_completion(req).await.unwrap().into_inner();
+        let raw = r.extra_fields.unwrap().raw_response.expect("raw response");
+        let raw = bifrost_transport_grpc::convert::value_to_json(raw, "raw").unwrap();
+        assert_eq!(raw["choices"][0]["message"]["content"], "raw please");
     })
     .await;
 }
