@@ -1,5 +1,6 @@
 //! `bifrost-bench`: the benchmark driver behind `make bench`.
 
+mod grpc;
 mod load;
 mod procs;
 mod procstat;
@@ -24,6 +25,8 @@ struct Cli {
 enum Cmd {
     /// The full suite; writes docs/benchmarks.md.
     Suite(suite::SuiteArgs),
+    /// Only the gRPC-beside-HTTP section of the suite; prints Markdown.
+    Grpc(suite::SuiteArgs),
     /// One closed-loop run against a URL; prints JSON.
     Load {
         /// Target URL (e.g. http://127.0.0.1:8080/v1/chat/completions).
@@ -92,6 +95,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         match cli.cmd {
             Cmd::Suite(args) => suite::run(args).await,
+            Cmd::Grpc(args) => suite::grpc_only(args).await,
             Cmd::Load {
                 url,
                 body,

@@ -80,7 +80,8 @@ struct SpinRow {
     cpu_us_per_slow_req: f64,
 }
 
-const PROMPT: &str = "Say hello in one short sentence.";
+/// The prompt every benchmark request carries.
+pub const PROMPT: &str = "Say hello in one short sentence.";
 
 fn chat_body(model: &str, extra: serde_json::Value) -> Bytes {
     let mut v = json!({"model": model, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 32});
@@ -393,6 +394,8 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
     }
     let (_, peak_rss) = memory_mib(gw.proc.pid()).unwrap_or_default();
 
+    let grpc = grpc_section(&args, &instant.url, &stream_extra, stall).await?;
+
     let mut spin = Vec::new();
     for spin_us in [200, 0] {
         eprintln!("spinning {spin_us} us: CPU per streamed chunk and per request");
@@ -435,6 +438,7 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
         peers: &peers,
         spin: &spin,
         seed: seed.as_ref(),
+        grpc: &grpc,
     };
     let text = report.render();
     std::fs::write(&args.out, &text).with_context(|| format!("writing {}", args.out.display()))?;
@@ -640,6 +644,121 @@ struct Report<'a> {
     peers: &'a [(String, Vec<Pair>)],
     spin: &'a [SpinRow],
     seed: Option<&'a Seed>,
+    grpc: &'a GrpcSection,
+}
+
+/// gRPC beside HTTP on one gateway serving both.
+struct GrpcSection {
+    unary: Vec<crate::grpc::UnaryRow>,
+    /// (streams, HTTP through the gateway, gRPC through the gateway).
+    streams: Vec<(usize, StreamResult, StreamResult)>,
+}
+
+/// The gRPC section: unary calls and streams beside HTTP on the same gateway.
+fn render_grpc(o: &mut String, g: &GrpcSection) {
+    if g.unary.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\n## gRPC beside HTTP (one gateway serving both, instant upstream)\n"
+    );
+    let _ = writeln!(
+        o,
+        "`bifrost-http -grpc-port`: the same engine answers `POST /v1/chat/completions` and `bifrost.v1.BifrostService/ChatCompletion` (tonic client, {} HTTP/2 connections shared by the callers). Added latency = through the gateway − straight to the upstream over HTTP, same run. CPU per request as above.\n",
+        4
+    );
+    let _ = writeln!(
+        o,
+        "| concurrency | direct p50 / p99 (µs) | HTTP added p50 / p99 (µs) | **gRPC added p50 / p99 (µs)** | HTTP RPS | gRPC RPS | HTTP CPU / req (µs) | **gRPC CPU / req (µs)** | gRPC ÷ HTTP CPU |"
+    );
+    let _ = writeln!(o, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &g.unary {
+        let _ = writeln!(
+            o,
+            "| {} | {:.0} / {:.0} | {:.0} / {:.0} | **{:.0} / {:.0}** | {:.0} | {:.0} | {:.1} | **{:.1}** | {:.2} |",
+            r.concurrency,
+            r.direct.latency_us.p50,
+            r.direct.latency_us.p99,
+            r.http.latency_us.p50 - r.direct.latency_us.p50,
+            r.http.latency_us.p99 - r.direct.latency_us.p99,
+            r.grpc.latency_us.p50 - r.direct.latency_us.p50,
+            r.grpc.latency_us.p99 - r.direct.latency_us.p99,
+            r.http.rps,
+            r.grpc.rps,
+            r.http_cpu_us,
+            r.grpc_cpu_us,
+            r.grpc_cpu_us / r.http_cpu_us.max(f64::EPSILON)
+        );
+    }
+    for (n, http, grpc) in &g.streams {
+        let _ = writeln!(
+            o,
+            "\n{n} concurrent streams (20 chunks, 50 ms apart) on the same gateway: HTTP TTFT p50 / p99 {:.0} / {:.0} µs, {} completed, {} stalled; gRPC TTFT p50 / p99 {:.0} / {:.0} µs, max gap p99 {:.1} ms, {} completed, {} stalled.",
+            http.ttft_us.p50,
+            http.ttft_us.p99,
+            http.completed,
+            http.stalled,
+            grpc.ttft_us.p50,
+            grpc.ttft_us.p99,
+            grpc.max_gap_us.p99 / 1000.0,
+            grpc.completed,
+            grpc.stalled
+        );
+    }
+}
+
+/// `bifrost-bench grpc`: only the gRPC section, printed as Markdown (a quick run).
+pub async fn grpc_only(args: SuiteArgs) -> anyhow::Result<()> {
+    let instant = mock(&args.mock_bin, 0)?;
+    let extra = json!({"stream": true, "mock": {"chunks": 20, "chunk_delay_ms": 50}});
+    let g = grpc_section(&args, &instant.url, &extra, Duration::from_millis(250)).await?;
+    let mut o = String::new();
+    render_grpc(&mut o, &g);
+    eprintln!("{o}");
+    Ok(())
+}
+
+/// One gateway serving HTTP and gRPC (`-grpc-port`) on the instant upstream: unary rows at
+/// concurrency 1, 16 and 64, then the largest stream count over both transports.
+async fn grpc_section(
+    args: &SuiteArgs,
+    upstream: &str,
+    stream_extra: &serde_json::Value,
+    stall: Duration,
+) -> anyhow::Result<GrpcSection> {
+    let cfg = json!({"client": {"initial_pool_size": 512},
+                     "providers": {"openai": bench_provider(upstream, 4096)}});
+    let port = free_port()?;
+    let gw =
+        start_gateway_with(&args.gateway_bin, &cfg, &["-grpc-port", &port.to_string()]).await?;
+    let grpc_url = format!("http://127.0.0.1:{port}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let d = Duration::from_secs(args.duration);
+    let unary = crate::grpc::unary_rows(
+        upstream,
+        &gw.proc.url,
+        &grpc_url,
+        gw.proc.pid(),
+        &[1, 16, 64],
+        d,
+    )
+    .await?;
+    let mut streams = Vec::new();
+    if let Some(&n) = args.streams.iter().max() {
+        eprintln!("gRPC beside HTTP, {n} concurrent streams");
+        let http = concurrent_streams(
+            &format!("{}/v1/chat/completions", gw.proc.url),
+            chat_body("openai/gpt-4o-mini", stream_extra.clone()),
+            n,
+            stall,
+        )
+        .await?;
+        let mock = stream_extra.get("mock").cloned().unwrap_or_default();
+        let grpc = crate::grpc::grpc_streams(&grpc_url, json!({"mock": mock}), n, stall).await?;
+        streams.push((n, http, grpc));
+    }
+    Ok(GrpcSection { unary, streams })
 }
 
 fn cmd_output(cmd: &str, args: &[&str]) -> String {
@@ -784,6 +903,31 @@ impl Report<'_> {
             "| ≥ 512 concurrent streams with zero stalls | {max_streams} streams, {stalls} stalled | {} |",
             pass(max_streams >= 512 && stalls == 0)
         );
+        if let Some(r) = self
+            .grpc
+            .unary
+            .iter()
+            .find(|r| r.concurrency == 64)
+            .or(self.grpc.unary.last())
+        {
+            let ratio = r.grpc_cpu_us / r.http_cpu_us.max(f64::EPSILON);
+            let _ = writeln!(
+                o,
+                "| gRPC unary CPU per request ≤ 1.5× HTTP's (concurrency {}) | {:.1} vs {:.1} µs ({ratio:.2}×) | {} |",
+                r.concurrency,
+                r.grpc_cpu_us,
+                r.http_cpu_us,
+                pass(ratio <= 1.5)
+            );
+        }
+        if let Some((n, _, g)) = self.grpc.streams.first() {
+            let _ = writeln!(
+                o,
+                "| {n} concurrent gRPC streams with zero stalls | {} stalled | {} |",
+                g.stalled,
+                pass(g.stalled == 0)
+            );
+        }
         let _ = writeln!(
             o,
             "| idle RSS < 30 MB | {:.1} MiB | {} |",
@@ -896,6 +1040,8 @@ impl Report<'_> {
                 g.stalled
             );
         }
+
+        render_grpc(&mut o, self.grpc);
 
         if !self.spin.is_empty() {
             let _ = writeln!(o, "\n## Spinning before sleep (`-spin-us`)\n");
