@@ -110,12 +110,14 @@ impl GrpcGateway {
         let deadline = headers
             .get("grpc-timeout")
             .and_then(|v| parse_grpc_timeout(v.as_bytes()))
-            .map(|asked| {
+            .and_then(|asked| {
                 let margin = DEADLINE_MARGIN.min(asked / 10);
-                Deadline {
-                    at: tokio::time::Instant::from_std(arrived + asked.saturating_sub(margin)),
+                // A deadline past what `Instant` can hold is no deadline (never a panic).
+                let at = arrived.checked_add(asked.saturating_sub(margin))?;
+                Some(Deadline {
+                    at: tokio::time::Instant::from_std(at),
                     asked,
-                }
+                })
             });
         Call {
             ctx,
