@@ -14,5 +14,5 @@ pub mod pb;
 pub mod server;
 pub mod service;
 
-pub use server::{ServeError, serve};
+pub use server::{DRAIN_TIMEOUT, ServeError, serve, serve_with_drain};
 pub use service::GrpcGateway;

@@ -15,9 +15,6 @@ use tracing_subscriber::EnvFilter;
 /// The port when neither `-grpc-port` nor `grpc.port` sets one (gRPC's customary port).
 const DEFAULT_PORT: u16 = 50051;
 
-/// How long in-flight calls get to finish after SIGTERM/ctrl-c.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse_from_go_style(std::env::args());
     init_logging(&cli.log_level, &cli.log_style);
@@ -79,12 +76,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     tokio::select! {
         res = &mut server => res??,
         () = shutdown_signal() => {
-            tracing::info!("shutting down: draining in-flight calls");
+            // `serve` drains calls in flight (at most its DRAIN_TIMEOUT) before returning.
             let _ = stop_tx.send(());
-            match tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await {
-                Ok(res) => res??,
-                Err(_) => tracing::warn!("drain timeout reached; closing remaining calls"),
-            }
+            server.await??;
         }
     }
     bifrost.shutdown().await;

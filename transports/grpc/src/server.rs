@@ -31,8 +31,12 @@ pub enum ServeError {
 /// One MiB.
 const MIB: usize = 1024 * 1024;
 
+/// How long calls in flight get to finish after shutdown begins, by default.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Serves `bifrost.v1.BifrostService` (plus health and reflection) on `listener` until
-/// `shutdown` resolves, then stops accepting, lets calls in flight finish and returns.
+/// `shutdown` resolves, then stops accepting, lets calls in flight finish (at most
+/// [`DRAIN_TIMEOUT`]) and returns.
 ///
 /// Takes an engine that is already built (so `bifrost-http` serves gRPC from the same
 /// engine, plugins and queues as HTTP) and a bound listener (so callers choose the address,
@@ -43,6 +47,24 @@ pub async fn serve<F>(
     listener: TcpListener,
     config: GrpcConfig,
     shutdown: F,
+) -> Result<(), ServeError>
+where
+    F: Future<Output = ()> + Send,
+{
+    serve_with_drain(bifrost, listener, config, shutdown, DRAIN_TIMEOUT).await
+}
+
+/// [`serve`] with a chosen drain limit. The limit matters because some calls never end by
+/// themselves (a load balancer's `Health/Watch` stream, a stream whose client stopped
+/// reading) and would otherwise hold the return forever. Past it this returns while such
+/// calls are still open; they end when the process exits, which the binaries do right
+/// after.
+pub async fn serve_with_drain<F>(
+    bifrost: Bifrost,
+    listener: TcpListener,
+    config: GrpcConfig,
+    shutdown: F,
+    drain: Duration,
 ) -> Result<(), ServeError>
 where
     F: Future<Output = ()> + Send,
@@ -67,6 +89,7 @@ where
     let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let size_mb = config.max_message_size_mb.max(1);
+    let (began_tx, began_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
         health
@@ -75,17 +98,30 @@ where
         health
             .set_not_serving::<BifrostServiceServer<GrpcGateway>>()
             .await;
-        tracing::info!("grpc server shutting down");
+        tracing::info!("grpc server shutting down: draining calls in flight");
+        let _ = began_tx.send(());
     };
-    Server::builder()
+    let server = Server::builder()
         .http2_keepalive_interval(secs(config.keepalive_interval_seconds))
         .http2_keepalive_timeout(secs(config.keepalive_timeout_seconds))
         .layer(tower::layer::layer_fn(move |inner| Edge { inner, size_mb }))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(bifrost_service)
-        .serve_with_incoming_shutdown(incoming, signal)
-        .await?;
+        .serve_with_incoming_shutdown(incoming, signal);
+    let drained = async {
+        match began_rx.await {
+            Ok(()) => tokio::time::sleep(drain).await,
+            // The server ended on its own; its own result wins the race below.
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        res = server => res?,
+        () = drained => {
+            tracing::warn!(drain_ms = drain.as_millis() as u64, "grpc drain limit reached; returning with calls still open");
+        }
+    }
     Ok(())
 }
 

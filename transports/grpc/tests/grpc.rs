@@ -858,3 +858,36 @@ async fn plugins_see_grpc_metadata_virtual_keys_and_every_chunk() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_reports_not_serving_and_drains_within_its_limit() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    bounded(async {
+        let mock = mock().await;
+        let server = Server::start_draining(&config(&mock.url()), Duration::from_millis(500)).await;
+        let mut health = HealthClient::new(server.channel().await);
+        // A watch never ends by itself: without the drain limit it would hold the stop.
+        let mut watch = health
+            .watch(HealthCheckRequest {
+                service: pb::SERVICE_NAME.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let first = watch.next().await.unwrap().unwrap();
+        assert_eq!(first.status, ServingStatus::Serving as i32);
+        let started = Instant::now();
+        let stopping = tokio::spawn(server.stop());
+        let next = watch.next().await.unwrap().unwrap();
+        assert_eq!(next.status, ServingStatus::NotServing as i32);
+        stopping.await.unwrap();
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(400) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+    })
+    .await;
+}

@@ -36,15 +36,27 @@ impl Server {
     /// Builds the engine from `config` (with the plugins the registry knows, as the binaries
     /// do) and serves it on an ephemeral loopback port.
     pub async fn start(config: &Value) -> Self {
+        Self::start_draining(config, bifrost_transport_grpc::DRAIN_TIMEOUT).await
+    }
+
+    /// [`Server::start`] with a chosen drain limit for the graceful stop.
+    pub async fn start_draining(config: &Value, drain: Duration) -> Self {
         let cfg = BifrostConfig::from_json(&config.to_string()).unwrap();
         let engine = build_engine(&cfg, &PluginRegistry::builtin()).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            bifrost_transport_grpc::serve(engine, listener, cfg.grpc.clone(), async {
+            let stop = async {
                 let _ = rx.await;
-            })
+            };
+            bifrost_transport_grpc::serve_with_drain(
+                engine,
+                listener,
+                cfg.grpc.clone(),
+                stop,
+                drain,
+            )
             .await
             .unwrap();
         });
