@@ -35,7 +35,9 @@ impl PluginRegistry {
 
     /// Every plugin compiled into this build.
     pub fn builtin() -> Self {
-        Self::empty().with(&bifrost_plugin_mocker::MockerFactory)
+        Self::empty()
+            .with(&bifrost_plugin_mocker::MockerFactory)
+            .with(&bifrost_plugin_maxim::MaximFactory)
     }
 
     /// Adds `factory` (a later factory of the same name replaces an earlier one), e.g. a Rust
@@ -80,7 +82,7 @@ mod tests {
         let cfg = BifrostConfig::from_json(
             r#"{"plugins": [
                 {"name": "mocker", "enabled": true, "config": {"enabled": true, "rules": []}},
-                {"name": "maxim", "enabled": true, "config": {}},
+                {"name": "semantic_cache", "enabled": true, "config": {}},
                 {"name": "mocker", "enabled": false}
             ]}"#,
         )
