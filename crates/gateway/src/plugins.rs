@@ -38,6 +38,7 @@ impl PluginRegistry {
         Self::empty()
             .with(&bifrost_plugin_mocker::MockerFactory)
             .with(&bifrost_plugin_maxim::MaximFactory)
+            .with(&bifrost_plugin_logging::LoggingFactory)
     }
 
     /// Adds `factory` (a later factory of the same name replaces an earlier one), e.g. a Rust

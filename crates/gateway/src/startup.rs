@@ -62,6 +62,8 @@ pub fn load_config(cli: &Cli) -> Result<BifrostConfig, StartupError> {
         }
     };
     apply_flags(cli, &mut cfg);
+    // Bifrost's `logs_store` block turns request logging on; SQLite paths go under the app dir.
+    bifrost_plugin_logging::apply_logs_store(&mut cfg, &cli.app_dir);
     Ok(cfg)
 }
 

@@ -181,7 +181,6 @@ async fn ignored_blocks_start_with_a_warning_naming_each() {
             json!({"client_configs": [{"name": "fs", "connection_type": "stdio"}]}),
         ),
         ("config_store", json!({"enabled": true, "type": "sqlite"})),
-        ("logs_store", json!({"enabled": true, "type": "sqlite"})),
         ("vector_store", json!({"enabled": true, "type": "weaviate"})),
         ("governance", json!({"virtual_keys": []})),
     ] {
@@ -198,7 +197,6 @@ async fn ignored_blocks_start_with_a_warning_naming_each() {
     for block in [
         "mcp",
         "config_store",
-        "logs_store",
         "vector_store",
         "governance",
     ] {

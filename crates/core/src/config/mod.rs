@@ -75,7 +75,8 @@ pub struct BifrostConfig {
     /// Configuration database: not implemented in this build (ignored with a warning).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_store: Option<Value>,
-    /// Request-log database: not implemented in this build (ignored with a warning).
+    /// Bifrost's request-log database block. With `enabled: true` it turns on the `logging`
+    /// plugin (see `bifrost_plugin_logging::apply_logs_store`), so it is not ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logs_store: Option<Value>,
     /// Vector store for semantic caching: not implemented in this build (ignored with a
@@ -495,7 +496,6 @@ impl BifrostConfig {
                 &self.config_store,
                 "the configuration database",
             ),
-            ("logs_store", &self.logs_store, "the request-log database"),
             (
                 "vector_store",
                 &self.vector_store,
@@ -887,7 +887,6 @@ mod tests {
                 "auth_config",
                 "mcp",
                 "config_store",
-                "logs_store",
                 "vector_store"
             ]
         );
