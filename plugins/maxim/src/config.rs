@@ -15,7 +15,9 @@ pub const DEFAULT_BASE_URL: &str = "https://app.getmaxim.ai";
 #[derive(Debug, thiserror::Error)]
 pub enum MaximConfigError {
     /// Bifrost requires an API key: without one nothing could be sent.
-    #[error("api_key is required (e.g. \"env.MAXIM_API_KEY\")")]
+    #[error(
+        "api_key is required (e.g. \"env.MAXIM_API_KEY\"; with no config block, the MAXIM_API_KEY variable)"
+    )]
     MissingApiKey,
     /// An `env.VAR` reference whose variable is unset or empty.
     #[error("{field}: environment variable {var} is unset or empty")]
@@ -109,30 +111,40 @@ impl MaximConfig {
     }
 
     /// Parses a `plugins[].config` block. `api_key`, `log_repo_id` and `base_url` accept
-    /// `env.VAR`. Unknown keys are ignored with a warning, as Bifrost ignores them.
+    /// `env.VAR`; a missing `api_key` or `log_repo_id` is read from `MAXIM_API_KEY` and
+    /// `MAXIM_LOG_REPO_ID`, as Bifrost's `-plugins maxim` (no config block) does. Unknown
+    /// keys are ignored with a warning, as Bifrost ignores them.
     ///
     /// # Errors
     /// [`MaximConfigError`] naming the first bad field.
     pub fn from_json(config: &Value) -> Result<Self, MaximConfigError> {
-        let Some(obj) = config.as_object() else {
-            return Err(if config.is_null() {
-                MaximConfigError::MissingApiKey
-            } else {
-                invalid("config", "must be a JSON object")
-            });
+        Self::from_json_with_env(config, |name| {
+            std::env::var(name).ok().filter(|v| !v.is_empty())
+        })
+    }
+
+    fn from_json_with_env(
+        config: &Value,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, MaximConfigError> {
+        let empty = serde_json::Map::new();
+        let obj = match config {
+            Value::Null => &empty,
+            Value::Object(o) => o,
+            _ => return Err(invalid("config", "must be a JSON object")),
         };
         for k in obj.keys().filter(|k| !KNOWN.contains(&k.as_str())) {
             tracing::warn!(key = %k, "maxim plugin: unknown config key ignored");
         }
-        let raw: Raw =
-            serde_json::from_value(config.clone()).map_err(|e| invalid("config", e.to_string()))?;
+        let raw: Raw = serde_json::from_value(Value::Object(obj.clone()))
+            .map_err(|e| invalid("config", e.to_string()))?;
         let api_key = match raw.api_key.as_deref().map(str::trim) {
-            None | Some("") => return Err(MaximConfigError::MissingApiKey),
+            None | Some("") => env(API_KEY_VAR).ok_or(MaximConfigError::MissingApiKey)?,
             Some(v) => resolve("api_key", v)?,
         };
         let mut cfg = Self::new(api_key, None);
         cfg.log_repo_id = match raw.log_repo_id.as_deref().map(str::trim) {
-            None | Some("") => None,
+            None | Some("") => env(LOG_REPO_VAR),
             Some(v) => Some(resolve("log_repo_id", v)?),
         };
         if let Some(v) = raw.base_url.as_deref() {
@@ -213,6 +225,10 @@ impl MaximConfig {
         Some(url)
     }
 }
+
+/// Where Bifrost's `-plugins maxim` reads the key and the repository when no block is given.
+const API_KEY_VAR: &str = "MAXIM_API_KEY";
+const LOG_REPO_VAR: &str = "MAXIM_LOG_REPO_ID";
 
 const KNOWN: &[&str] = &[
     "api_key",
@@ -295,7 +311,30 @@ mod tests {
     }
 
     #[test]
+    fn without_a_block_the_key_and_repository_come_from_bifrosts_variables() {
+        let env = |name: &str| match name {
+            "MAXIM_API_KEY" => Some("from-env".to_owned()),
+            "MAXIM_LOG_REPO_ID" => Some("repo-env".to_owned()),
+            _ => None,
+        };
+        let c = MaximConfig::from_json_with_env(&json!(null), env).unwrap();
+        assert_eq!(
+            (c.api_key.as_str(), c.log_repo_id.as_deref()),
+            ("from-env", Some("repo-env"))
+        );
+        let c = MaximConfig::from_json_with_env(&json!({"api_key": "k", "log_repo_id": "r"}), env)
+            .unwrap();
+        assert_eq!(
+            (c.api_key.as_str(), c.log_repo_id.as_deref()),
+            ("k", Some("r"))
+        );
+        let e = MaximConfig::from_json_with_env(&json!(null), |_| None).unwrap_err();
+        assert!(e.to_string().contains("MAXIM_API_KEY"), "{e}");
+    }
+
+    #[test]
     fn bad_blocks_name_the_field() {
+        let none = |_: &str| None;
         let cases = [
             (json!(null), "api_key is required"),
             (json!({}), "api_key is required"),
@@ -306,7 +345,9 @@ mod tests {
             (json!({"api_key": "k", "queue_size": "many"}), "config:"),
         ];
         for (cfg, want) in cases {
-            let e = MaximConfig::from_json(&cfg).unwrap_err().to_string();
+            let e = MaximConfig::from_json_with_env(&cfg, none)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{cfg}: {e}");
         }
         let c = MaximConfig::from_json(

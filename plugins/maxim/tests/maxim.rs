@@ -638,11 +638,15 @@ async fn the_factory_builds_from_bifrosts_config_block() {
         .unwrap();
     assert_eq!(p.name(), "maxim");
     assert!(p.needs().request_headers && !p.needs().response_body);
+    if std::env::var_os("MAXIM_API_KEY").is_some() {
+        return; // the key would come from the environment
+    }
     let Err(e) = f.build(&json!({"log_repo_id": "r"})) else {
         panic!("no api_key must stop startup")
     };
-    assert_eq!(
-        e.to_string(),
-        "plugins[maxim].config: api_key is required (e.g. \"env.MAXIM_API_KEY\")"
+    assert!(
+        e.to_string()
+            .starts_with("plugins[maxim].config: api_key is required"),
+        "{e}"
     );
 }
