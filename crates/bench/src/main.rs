@@ -27,6 +27,8 @@ enum Cmd {
     Suite(suite::SuiteArgs),
     /// Only the gRPC-beside-HTTP section of the suite; prints Markdown.
     Grpc(suite::SuiteArgs),
+    /// Only the request-logging section (CPU per request, logging off vs on); prints Markdown.
+    Logging(suite::SuiteArgs),
     /// One closed-loop run against a URL; prints JSON.
     Load {
         /// Target URL (e.g. http://127.0.0.1:8080/v1/chat/completions).
@@ -96,6 +98,7 @@ fn main() -> anyhow::Result<()> {
         match cli.cmd {
             Cmd::Suite(args) => suite::run(args).await,
             Cmd::Grpc(args) => suite::grpc_only(args).await,
+            Cmd::Logging(args) => suite::logging::only(args).await,
             Cmd::Load {
                 url,
                 body,

@@ -17,6 +17,9 @@ use crate::load::{
 use crate::procs::{Proc, free_port, mock, server};
 use crate::procstat::{cpu_time, memory_mib};
 
+#[path = "logging.rs"]
+pub(crate) mod logging;
+
 /// Suite settings.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SuiteArgs {
@@ -440,7 +443,8 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
         seed: seed.as_ref(),
         grpc: &grpc,
     };
-    let text = report.render();
+    let mut text = report.render();
+    text.push_str(&logging::section(&args, &instant.url).await?);
     std::fs::write(&args.out, &text).with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
