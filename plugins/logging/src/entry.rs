@@ -237,10 +237,12 @@ pub fn mask_virtual_key(vk: &str) -> String {
         let tail: String = chars[n.saturating_sub(2)..].iter().collect();
         return format!("…{tail}");
     }
-    let prefix_end = vk
+    // A scheme prefix such as `sk-bf-`: up to the last `-` among the first 8 characters.
+    let head8: String = chars[..8].iter().collect();
+    let prefix_end = head8
         .rfind('-')
-        .map(|i| vk[..=i].chars().count())
-        .filter(|&p| p <= 8 && p + 4 < n)
+        .map(|i| head8[..=i].chars().count())
+        .filter(|&p| p + 4 < n)
         .unwrap_or(0);
     let head: String = chars[..prefix_end].iter().collect();
     let tail: String = chars[n - 4..].iter().collect();
@@ -382,6 +384,7 @@ mod tests {
     #[test]
     fn virtual_keys_are_masked() {
         assert_eq!(mask_virtual_key("sk-bf-1234567890abcd"), "sk-bf-…abcd");
+        assert_eq!(mask_virtual_key("sk-bf-virtualkey-0001"), "sk-bf-…0001");
         assert_eq!(mask_virtual_key("abcdefghijkl"), "…ijkl");
         assert_eq!(mask_virtual_key("short"), "…rt");
         assert_eq!(mask_virtual_key("sk-bf-…abcd"), "sk-bf-…abcd");
