@@ -14,5 +14,5 @@ pub mod pb;
 pub mod server;
 pub mod service;
 
-pub use server::{DRAIN_TIMEOUT, ServeError, serve, serve_with_drain};
+pub use server::{DRAIN_TIMEOUT, ServeError, Workers, serve, serve_with_drain, spawn_workers};
 pub use service::GrpcGateway;

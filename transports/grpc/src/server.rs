@@ -125,6 +125,61 @@ where
     Ok(())
 }
 
+/// gRPC served thread per core, like `bifrost-http`'s workers: each of `threads` threads
+/// runs its own single-threaded runtime accepting on a clone of `listener`, with its own
+/// upstream pools ([`pin_pools_to_thread`](bifrost_core::providers::pool::pin_pools_to_thread)),
+/// so a call never crosses threads (on a shared multi-threaded runtime a call paid for
+/// waking sibling threads and moving between them). All stop when `stop` turns `true`.
+pub fn spawn_workers(
+    bifrost: &Bifrost,
+    listener: std::net::TcpListener,
+    config: &GrpcConfig,
+    threads: usize,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<Workers> {
+    listener.set_nonblocking(true)?;
+    let mut handles = Vec::new();
+    for i in 0..threads.max(1) {
+        let listener = listener.try_clone()?;
+        let (bifrost, config, mut stop) = (bifrost.clone(), config.clone(), stop.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let thread = std::thread::Builder::new()
+            .name(format!("bifrost-grpc-{i}"))
+            .spawn(move || {
+                bifrost_core::providers::pool::pin_pools_to_thread();
+                runtime.block_on(async move {
+                    let listener = match TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => return tracing::error!(error = %e, "gRPC listener"),
+                    };
+                    let shutdown = async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    };
+                    if let Err(e) = serve(bifrost, listener, config, shutdown).await {
+                        tracing::error!(error = %e, "gRPC worker stopped");
+                    }
+                });
+            })?;
+        handles.push(thread);
+    }
+    Ok(Workers(handles))
+}
+
+/// The threads [`spawn_workers`] started.
+#[derive(Debug)]
+pub struct Workers(Vec<std::thread::JoinHandle<()>>);
+
+impl Workers {
+    /// Waits (blocking) until every worker has drained and stopped.
+    pub fn join(self) {
+        for t in self.0 {
+            let _ = t.join();
+        }
+    }
+}
+
 /// The first thing every request meets, inside tonic's own deadline timer:
 /// - stamps its [`Arrival`], so the service measures the client's deadline from the same
 ///   moment tonic does (and answers before tonic's timer, which would say `CANCELLED`);

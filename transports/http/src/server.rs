@@ -192,50 +192,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The gRPC transport on `grpc.port` (or `-grpc-port`), when one is set: a thread with its
-/// own multi-threaded runtime (tonic's server shares connections across threads, unlike the
-/// HTTP workers), on the same engine and plugins as HTTP. Stops when `stop` turns true.
+/// The gRPC transport on `grpc.port` (or `-grpc-port`), when one is set: `threads` threads,
+/// each with its own runtime and upstream pools like the HTTP workers, on the same engine and
+/// plugins as HTTP. Stops when `stop` turns true.
 #[cfg(feature = "grpc")]
 async fn start_grpc(
     cli: &Cli,
     cfg: &bifrost_core::BifrostConfig,
     bifrost: &bifrost_core::Bifrost,
     threads: usize,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<Option<std::thread::JoinHandle<()>>> {
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<bifrost_transport_grpc::Workers>> {
     let Some(port) = cfg.grpc.port else {
         return Ok(None);
     };
-    let std_listener = std::net::TcpListener::bind((cli.host.as_str(), port))
+    let listener = std::net::TcpListener::bind((cli.host.as_str(), port))
         .with_context(|| format!("binding the gRPC port {}:{port}", cli.host))?;
-    std_listener.set_nonblocking(true)?;
-    let addr = std_listener.local_addr()?;
+    let addr = listener.local_addr()?;
     tracing::info!(%addr, "bifrost-http serving gRPC on http://{addr} (h2c)");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name("bifrost-grpc")
-        .enable_all()
-        .build()?;
-    let (bifrost, grpc_cfg) = (bifrost.clone(), cfg.grpc.clone());
-    let thread = std::thread::Builder::new()
-        .name("bifrost-grpc".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let listener = match TcpListener::from_std(std_listener) {
-                    Ok(l) => l,
-                    Err(e) => return tracing::error!(error = %e, "gRPC listener"),
-                };
-                let shutdown = async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                };
-                if let Err(e) =
-                    bifrost_transport_grpc::serve(bifrost, listener, grpc_cfg, shutdown).await
-                {
-                    tracing::error!(error = %e, "gRPC transport stopped");
-                }
-            });
-        })?;
-    Ok(Some(thread))
+    let workers =
+        bifrost_transport_grpc::spawn_workers(bifrost, listener, &cfg.grpc, threads, stop)?;
+    Ok(Some(workers))
+}
+
+/// Stands in for the gRPC workers in a build without them.
+#[cfg(not(feature = "grpc"))]
+struct NoGrpc;
+
+#[cfg(not(feature = "grpc"))]
+impl NoGrpc {
+    fn join(self) {}
 }
 
 /// Without the `grpc` feature a configured gRPC port is refused rather than ignored.
@@ -246,7 +232,7 @@ async fn start_grpc(
     _bifrost: &bifrost_core::Bifrost,
     _threads: usize,
     _stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<Option<std::thread::JoinHandle<()>>> {
+) -> anyhow::Result<Option<NoGrpc>> {
     anyhow::ensure!(
         cfg.grpc.port.is_none(),
         "grpc.port is set but this build has no gRPC transport (feature `grpc`)"
