@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -70,6 +71,7 @@ where
     F: Future<Output = ()> + Send,
 {
     let limit = config.max_message_size_mb.max(1).saturating_mul(MIB);
+    let labels: Arc<[String]> = bifrost.client_config().prometheus_labels.clone().into();
     let bifrost_service =
         BifrostServiceServer::new(GrpcGateway::new(bifrost, config.max_message_size_mb))
             .max_decoding_message_size(limit)
@@ -104,7 +106,11 @@ where
     let server = Server::builder()
         .http2_keepalive_interval(secs(config.keepalive_interval_seconds))
         .http2_keepalive_timeout(secs(config.keepalive_timeout_seconds))
-        .layer(tower::layer::layer_fn(move |inner| Edge { inner, size_mb }))
+        .layer(tower::layer::layer_fn(move |inner| Edge {
+            inner,
+            size_mb,
+            labels: Arc::clone(&labels),
+        }))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(bifrost_service)
@@ -186,10 +192,71 @@ impl Workers {
 /// - rewrites tonic's "decoded message length too large" (`OUT_OF_RANGE`, naming no
 ///   setting) into the unified error for HTTP's 413: `RESOURCE_EXHAUSTED`, as gRPC
 ///   specifies for an oversized message, naming `grpc.max_message_size_mb`, with details.
+///
+/// It also records `bifrost_grpc_requests_total` and `bifrost_grpc_request_duration_seconds`
+/// by method and the status the call started with (a stream that fails later still counts
+/// under the code it started with; the engine's own metrics count its upstream failure),
+/// with the custom Prometheus labels from `x-bf-prom-*` metadata, bounded as on HTTP.
 #[derive(Clone)]
 struct Edge<S> {
     inner: S,
     size_mb: usize,
+    labels: Arc<[String]>,
+}
+
+/// gRPC calls by method and status code.
+pub const GRPC_REQUESTS: &str = "bifrost_grpc_requests_total";
+/// Time from a call's arrival to its response headers (unary: the whole answer).
+pub const GRPC_DURATION: &str = "bifrost_grpc_request_duration_seconds";
+
+/// The `method` label: the RPC's name for this server's methods, `other` for anything else
+/// (a bounded set, whatever path a client sends).
+fn method_label(path: &str) -> &'static str {
+    const METHODS: &[&str] = &[
+        "ChatCompletion",
+        "ChatCompletionStream",
+        "TextCompletion",
+        "Embedding",
+        "ListModels",
+        "CountTokens",
+        "Check",
+        "Watch",
+        "ServerReflectionInfo",
+    ];
+    let name = path.rsplit('/').next().unwrap_or_default();
+    METHODS
+        .iter()
+        .copied()
+        .find(|m| *m == name)
+        .unwrap_or("other")
+}
+
+/// The `code` label: the grpc-status of a trailers-only answer, else `OK` (the call started).
+fn code_label(headers: &http::HeaderMap) -> &'static str {
+    const CODES: [&str; 17] = [
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    ];
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .and_then(|c| CODES.get(c).copied())
+        .unwrap_or("OK")
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -208,7 +275,14 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        req.extensions_mut().insert(Arrival(Instant::now()));
+        let arrival = Instant::now();
+        req.extensions_mut().insert(Arrival(arrival));
+        let method = method_label(req.uri().path());
+        let custom = if self.labels.is_empty() {
+            Vec::new()
+        } else {
+            bifrost_gateway::metadata::custom_labels(&self.labels, req.headers())
+        };
         // A clone shares the value's bytes; nothing is copied unless the rewrite needs it.
         let request_id = req.headers().get("x-request-id").cloned();
         let size_mb = self.size_mb;
@@ -217,6 +291,13 @@ where
             let mut resp = fut.await?;
             let id = request_id.as_ref().and_then(|v| v.to_str().ok());
             rewrite_too_large(resp.headers_mut(), size_mb, id);
+            let mut labels = Vec::with_capacity(2 + custom.len());
+            labels.push(metrics::Label::new("method", method));
+            labels.push(metrics::Label::new("code", code_label(resp.headers())));
+            labels.extend(custom);
+            metrics::counter!(GRPC_REQUESTS, labels.iter()).increment(1);
+            metrics::histogram!(GRPC_DURATION, labels.iter())
+                .record(arrival.elapsed().as_secs_f64());
             Ok(resp)
         })
     }
@@ -248,6 +329,22 @@ fn rewrite_too_large(headers: &mut http::HeaderMap, size_mb: usize, request_id: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metric_labels_are_bounded() {
+        assert_eq!(
+            method_label("/bifrost.v1.BifrostService/ChatCompletion"),
+            "ChatCompletion"
+        );
+        assert_eq!(method_label("/x.Y/Anything"), "other");
+        assert_eq!(method_label(""), "other");
+        let mut h = http::HeaderMap::new();
+        assert_eq!(code_label(&h), "OK");
+        h.insert("grpc-status", http::HeaderValue::from_static("8"));
+        assert_eq!(code_label(&h), "RESOURCE_EXHAUSTED");
+        h.insert("grpc-status", http::HeaderValue::from_static("99"));
+        assert_eq!(code_label(&h), "OK");
+    }
 
     #[test]
     fn too_large_is_resource_exhausted_naming_the_setting() {

@@ -194,12 +194,7 @@ async fn ignored_blocks_start_with_a_warning_naming_each() {
     let gw = Running::start(cmd);
     assert_eq!(mock_answer(&gw.url).await, "still served");
     let log = gw.log();
-    for block in [
-        "mcp",
-        "config_store",
-        "vector_store",
-        "governance",
-    ] {
+    for block in ["mcp", "config_store", "vector_store", "governance"] {
         assert!(
             log.lines()
                 .any(|l| l.contains("WARN") && l.contains(&format!("`{block}` ignored"))),
@@ -377,4 +372,14 @@ async fn grpc_port_serves_the_same_engine_and_plugins_next_to_http() {
         Some(pb::chat_message::Content::Text("from one engine".into()))
     );
     assert!(gw.log().contains("serving gRPC on http://"), "{}", gw.log());
+    let metrics = reqwest::get(format!("{}/metrics", gw.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"bifrost_grpc_requests_total{method="ChatCompletion",code="OK"} 1"#),
+        "{metrics}"
+    );
 }
