@@ -49,6 +49,10 @@ pub(crate) struct Shared {
     dropped: AtomicU64,
     written: AtomicU64,
     last_warn_ms: AtomicU64,
+    /// Woken when the queue passes half its entries or bytes, so the writer drains it
+    /// before the batch interval is up.
+    pub pressure: tokio::sync::Notify,
+    half_entries: usize,
     /// Input/output capture mode, read by the hooks.
     pub content: ContentMode,
 }
@@ -62,6 +66,8 @@ impl Shared {
             dropped: AtomicU64::new(0),
             written: AtomicU64::new(0),
             last_warn_ms: AtomicU64::new(0),
+            pressure: tokio::sync::Notify::new(),
+            half_entries: cfg.writer.queue_capacity.max(1).div_ceil(2),
             content: cfg.content,
         }
     }
@@ -78,6 +84,10 @@ impl Shared {
         if self.tx.try_send(Queued { entry, bytes }).is_err() {
             self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
             self.drop_entries(1, "queue_full");
+            return;
+        }
+        if self.tx.capacity() <= self.half_entries || before > self.max_queue_bytes / 2 {
+            self.pressure.notify_one();
         }
     }
 
@@ -191,8 +201,12 @@ pub(crate) async fn connect_loop(
     }
 }
 
-/// The writer: batches entries until `max_batch_size` or `batch_interval`, writes each
-/// batch in one transaction, answers flush requests, runs retention on its interval.
+/// The writer: batches entries until `batch_interval` has passed since the first one (or the
+/// queue is half full), writes them in transactions of at most `max_batch_size`, answers
+/// flush requests and runs retention on its interval.
+///
+/// While a batch collects, the writer sleeps on its deadline instead of listening to the
+/// queue, so a request's `try_send` wakes no thread: one wake-up per batch, not per entry.
 pub(crate) async fn run(
     cfg: LoggingConfig,
     shared: Arc<Shared>,
@@ -210,70 +224,82 @@ pub(crate) async fn run(
         pg: matches!(cfg.store, StoreConfig::Postgres { .. }),
     };
     let mut staged = Vec::with_capacity(max.min(4096));
-    let mut deadline: Option<Instant> = None;
     let retention_on = cfg.retention_days > 0 || cfg.max_rows > 0;
     let mut retention = tokio::time::interval(cfg.retention_interval);
     retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        let room = max.saturating_sub(w.entries.len());
-        tokio::select! {
-            biased;
-            c = ctl.recv() => match c {
-                Some(Control::Flush(reply)) => {
-                    while let Ok(q) = rx.try_recv() {
-                        w.push(q);
-                        if w.entries.len() >= max {
-                            w.write(true).await;
-                        }
+        if w.entries.is_empty() {
+            // Idle: the first entry of the next batch wakes the writer.
+            tokio::select! {
+                biased;
+                c = ctl.recv() => {
+                    if !control(c, &mut w, &mut rx).await {
+                        return;
                     }
-                    w.write(true).await;
-                    deadline = None;
-                    let _ = reply.send(());
+                    continue;
                 }
-                None => {
-                    // The plugin is gone: write what is left and stop.
-                    while let Ok(q) = rx.try_recv() {
+                n = rx.recv_many(&mut staged, max) => {
+                    if n == 0 {
+                        return;
+                    }
+                    for q in staged.drain(..) {
                         w.push(q);
                     }
-                    w.write(true).await;
-                    return;
                 }
-            },
-            n = rx.recv_many(&mut staged, room), if room > 0 => {
-                if n == 0 {
-                    w.write(true).await;
-                    return;
-                }
-                for q in staged.drain(..) {
-                    w.push(q);
-                }
-                if w.entries.len() >= max {
-                    if !w.write(false).await {
-                        deadline = Some(Instant::now() + cfg.writer.batch_interval);
-                    } else {
-                        deadline = None;
+                _ = retention.tick(), if retention_on => {
+                    if let Some(db) = w.slot.db.get() {
+                        retain(db, &cfg).await;
                     }
-                } else if deadline.is_none() {
-                    deadline = Some(Instant::now() + cfg.writer.batch_interval);
+                    continue;
                 }
             }
-            () = sleep_until(deadline), if deadline.is_some() => {
-                deadline = (!w.write(false).await)
-                    .then(|| Instant::now() + cfg.writer.batch_interval);
-            }
-            _ = retention.tick(), if retention_on => {
-                if let Some(db) = w.slot.db.get() {
-                    retain(db, &cfg).await;
+        }
+        if w.entries.len() < max {
+            let deadline = Instant::now() + cfg.writer.batch_interval;
+            tokio::select! {
+                biased;
+                c = ctl.recv() => {
+                    if !control(c, &mut w, &mut rx).await {
+                        return;
+                    }
+                    continue;
                 }
+                () = tokio::time::sleep_until(deadline) => {}
+                () = w.shared.pressure.notified() => {}
+            }
+        }
+        // Drain what is queued, one transaction per `max_batch_size`.
+        loop {
+            while w.entries.len() < max {
+                match rx.try_recv() {
+                    Ok(q) => w.push(q),
+                    Err(_) => break,
+                }
+            }
+            let full = w.entries.len() >= max;
+            if !w.write(false).await || !full {
+                break;
             }
         }
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
+/// Handles one control message; `false` when the plugin is gone and the writer should stop.
+async fn control(c: Option<Control>, w: &mut Batch, rx: &mut mpsc::Receiver<Queued>) -> bool {
+    let reply = c.map(|Control::Flush(reply)| reply);
+    while let Ok(q) = rx.try_recv() {
+        w.push(q);
+        if w.entries.len() >= w.max {
+            w.write(true).await;
+        }
+    }
+    w.write(true).await;
+    match reply {
+        Some(r) => {
+            let _ = r.send(());
+            true
+        }
+        None => false,
     }
 }
 
