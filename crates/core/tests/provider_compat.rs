@@ -1,4 +1,5 @@
-//! The OpenAI-compatible family (Mistral, Groq, OpenRouter, Ollama, Cerebras, xAI, Perplexity)
+//! The OpenAI-compatible family (Mistral, Groq, OpenRouter, Ollama, Cerebras, xAI, Perplexity,
+//! DeepSeek, Fireworks, Hugging Face, Nebius, vLLM)
 //! and the generic custom kind against the mock upstream: each one's path, auth and body
 //! differences, streams with tool calls, unsupported operations and a fallback from each.
 
@@ -7,7 +8,7 @@ mod support;
 use support::*;
 
 /// `(provider, model, chat path)` for every compatible provider.
-const FAMILY: [(&str, &str, &str); 7] = [
+const FAMILY: [(&str, &str, &str); 12] = [
     ("mistral", "mistral-small-latest", "/v1/chat/completions"),
     ("groq", "llama-3.1-8b-instant", "/v1/chat/completions"),
     (
@@ -19,6 +20,23 @@ const FAMILY: [(&str, &str, &str); 7] = [
     ("cerebras", "llama3.1-8b", "/v1/chat/completions"),
     ("xai", "grok-3", "/v1/chat/completions"),
     ("perplexity", "sonar", "/chat/completions"),
+    ("deepseek", "deepseek-chat", "/v1/chat/completions"),
+    (
+        "fireworks",
+        "accounts/fireworks/models/llama-v3p1-8b-instruct",
+        "/v1/chat/completions",
+    ),
+    (
+        "huggingface",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "/v1/chat/completions",
+    ),
+    (
+        "nebius",
+        "meta-llama/Meta-Llama-3.1-8B-Instruct",
+        "/v1/chat/completions",
+    ),
+    ("vllm", "qwen2.5-7b", "/v1/chat/completions"),
 ];
 
 /// One provider at the mock, with a key unless it is Ollama.

@@ -642,6 +642,14 @@ fn validate_provider_kind(name: &str, p: &ProviderConfig, at: &str) -> Result<()
             format!("{at}.custom_provider_config"),
             format!("{name:?} is a built-in provider; pick another name for a custom provider"),
         )),
+        (None, false) if crate::schemas::NOT_IN_THIS_BUILD.contains(&name) => Err(invalid(
+            at,
+            format!(
+                "provider {name:?} is a Bifrost provider this build does not implement yet; \
+                 remove it, or reach it through custom_provider_config if it speaks a \
+                 supported provider's API"
+            ),
+        )),
         (None, false) => {
             let known: Vec<&str> = KNOWN_PROVIDERS.iter().map(ProviderKey::as_str).collect();
             Err(invalid(
@@ -903,6 +911,20 @@ mod tests {
             .to_string();
         assert!(e.contains("providers.openia"), "{e}");
         assert!(e.contains("unknown provider \"openia\""), "{e}");
+        let e = BifrostConfig::from_json(r#"{"providers": {"elevenlabs": {"keys": []}}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"elevenlabs\" is a Bifrost provider this build does not"),
+            "{e}"
+        );
+        let cfg = BifrostConfig::from_json(
+            r#"{"providers": {"deepseek": {"keys": []}, "fireworks": {"keys": []},
+                "huggingface": {"keys": []}, "nebius": {"keys": []},
+                "vllm": {"keys": [], "network_config": {"base_url": "http://127.0.0.1:8000"}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.providers.len(), 5);
         let cfg = BifrostConfig::from_json(
             r#"{"providers": {"bedrock": {"keys": []}, "vertex": {"keys": []}}}"#,
         )

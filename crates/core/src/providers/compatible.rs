@@ -1,5 +1,5 @@
 //! The OpenAI-compatible family: which built-in provider speaks which [`Dialect`], the
-//! generic kind for self-hosted servers (custom providers, SGLang), and Parasail, which has
+//! generic kind for self-hosted servers (custom providers, SGLang, vLLM), and Parasail, which has
 //! no differences beyond its URL.
 //!
 //! A custom provider (`custom_provider_config`) is built here from its base provider's
@@ -9,7 +9,10 @@ use crate::providers::pool::HttpClient;
 use http::HeaderMap;
 
 use super::openai::{self, Auth, Dialect, OpenAIProvider, Operations};
-use super::{SetupError, cerebras, groq, mistral, ollama, openrouter, perplexity, xai};
+use super::{
+    SetupError, cerebras, deepseek, fireworks, groq, huggingface, mistral, nebius, ollama,
+    openrouter, perplexity, xai,
+};
 use crate::config::{CustomProviderConfig, ProviderConfig};
 use crate::schemas::{ProviderKey, RequestType};
 
@@ -38,7 +41,11 @@ pub fn dialect_for(key: &ProviderKey) -> Option<Dialect> {
         ProviderKey::Xai => xai::DIALECT,
         ProviderKey::Perplexity => perplexity::DIALECT,
         ProviderKey::Parasail => PARASAIL,
-        ProviderKey::Sgl => GENERIC,
+        ProviderKey::Sgl | ProviderKey::Vllm => GENERIC,
+        ProviderKey::DeepSeek => deepseek::DIALECT,
+        ProviderKey::Fireworks => fireworks::DIALECT,
+        ProviderKey::HuggingFace => huggingface::DIALECT,
+        ProviderKey::Nebius => nebius::DIALECT,
         _ => return None,
     })
 }
@@ -136,7 +143,7 @@ mod tests {
             let Some(d) = dialect_for(key) else { continue };
             assert_eq!(
                 d.default_base_url.is_none(),
-                *key == ProviderKey::Sgl,
+                matches!(key, ProviderKey::Sgl | ProviderKey::Vllm),
                 "{key}"
             );
         }

@@ -44,6 +44,16 @@ pub enum ProviderKey {
     Perplexity,
     /// xAI (`xai`).
     Xai,
+    /// DeepSeek (`deepseek`).
+    DeepSeek,
+    /// Fireworks AI (`fireworks`).
+    Fireworks,
+    /// Hugging Face Inference Providers router (`huggingface`).
+    HuggingFace,
+    /// Nebius AI Studio (`nebius`).
+    Nebius,
+    /// A vLLM server (`vllm`): OpenAI's API at the configured `base_url`.
+    Vllm,
     /// Any other name.
     Custom(Arc<str>),
 }
@@ -66,6 +76,28 @@ pub const KNOWN_PROVIDERS: &[ProviderKey] = &[
     ProviderKey::OpenRouter,
     ProviderKey::Perplexity,
     ProviderKey::Xai,
+    ProviderKey::DeepSeek,
+    ProviderKey::Fireworks,
+    ProviderKey::HuggingFace,
+    ProviderKey::Nebius,
+    ProviderKey::Vllm,
+];
+
+/// Provider names current Bifrost accepts that this build does not serve: `config.json`
+/// naming one stops startup with a message saying so (rather than "unknown provider").
+pub const NOT_IN_THIS_BUILD: &[&str] = &[
+    "bedrock_mantle",
+    "opencode-go",
+    "opencode-zen",
+    "elevenlabs",
+    "replicate",
+    "runway",
+    "runware",
+    "sarvam",
+    "wafer",
+    "github-copilot",
+    "databricks",
+    "typesafe",
 ];
 
 impl ProviderKey {
@@ -97,6 +129,11 @@ impl ProviderKey {
             Self::OpenRouter => "openrouter",
             Self::Perplexity => "perplexity",
             Self::Xai => "xai",
+            Self::DeepSeek => "deepseek",
+            Self::Fireworks => "fireworks",
+            Self::HuggingFace => "huggingface",
+            Self::Nebius => "nebius",
+            Self::Vllm => "vllm",
             Self::Custom(_) => return None,
         })
     }
@@ -117,9 +154,13 @@ impl ProviderKey {
 
     /// True when the provider may run without an API key: local servers, and custom providers
     /// (`custom_provider_config`), which are mostly self-hosted (vLLM, SGLang, LM Studio).
-    /// Configured keys are still used when present.
+    /// Configured keys are still used when present. Bedrock without keys uses the AWS
+    /// credentials of the environment (`AWS_ACCESS_KEY_ID`, …).
     pub fn is_keyless(&self) -> bool {
-        matches!(self, Self::Ollama | Self::Sgl | Self::Custom(_))
+        matches!(
+            self,
+            Self::Ollama | Self::Sgl | Self::Vllm | Self::Bedrock | Self::Custom(_)
+        )
     }
 
     /// The environment variable a zero-config start reads this provider's key from.
@@ -135,6 +176,10 @@ impl ProviderKey {
             Self::Perplexity => "PERPLEXITY_API_KEY",
             Self::Xai => "XAI_API_KEY",
             Self::Cohere => "COHERE_API_KEY",
+            Self::DeepSeek => "DEEPSEEK_API_KEY",
+            Self::Fireworks => "FIREWORKS_API_KEY",
+            Self::HuggingFace => "HUGGINGFACE_API_KEY",
+            Self::Nebius => "NEBIUS_API_KEY",
             _ => return None,
         })
     }
