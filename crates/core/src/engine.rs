@@ -49,6 +49,9 @@ pub(crate) struct Inner {
     plugins: Plugins,
     /// What the plugins need together.
     needs: PluginNeeds,
+    /// Each plugin's (pre_hook, post_hook) duration histogram, registered once: a labelled
+    /// lookup in the recorder on every hook call cost microseconds per request.
+    hook_timers: Arc<[HookTimers]>,
     /// The config's `client` block, for the transports' own settings.
     client: crate::config::ClientConfig,
 }
@@ -142,11 +145,17 @@ impl BifrostBuilder {
             .plugins
             .iter()
             .fold(PluginNeeds::OBSERVE, |n, p| n.union(p.needs()));
+        let hook_timers = self
+            .plugins
+            .iter()
+            .map(|p| HookTimers::new(p.as_ref()))
+            .collect();
         let inner = Arc::new(Inner {
             providers,
             unsupported,
             plugins: self.plugins.into(),
             needs,
+            hook_timers,
             client: self.config.client.clone(),
         });
         for p in inner.plugins.iter() {
@@ -438,7 +447,8 @@ impl Bifrost {
             // through this future's state on every request.
             return self.dispatch(ctx, &req, op).await;
         }
-        let (ran, short) = run_pre_hooks(plugins, ctx, &mut req).await;
+        let timers = &self.inner.hook_timers;
+        let (ran, short) = run_pre_hooks(plugins, timers, ctx, &mut req).await;
         let stream = op == Op::ChatStream;
         let result =
             match short {
@@ -461,7 +471,7 @@ impl Bifrost {
             Ok(Outcome::Whole(r)) => Ok(r),
             Err(e) => Err(e),
         };
-        run_post_hooks(&plugins[..ran], ctx, &mut whole).await;
+        run_post_hooks(&plugins[..ran], &timers[..ran], ctx, &mut whole).await;
         match whole {
             // A post-hook may turn a failed stream start into an answer: stream that.
             Ok(r) if stream => {
@@ -688,13 +698,14 @@ impl ProviderState {
 /// Runs pre-hooks in order until one answers; returns how many ran and the answer.
 async fn run_pre_hooks(
     plugins: &[Arc<dyn Plugin>],
+    timers: &[HookTimers],
     ctx: &mut RequestContext,
     req: &mut BifrostRequest,
 ) -> (usize, Option<PreHookOutcome>) {
-    for (i, p) in plugins.iter().enumerate() {
+    for (i, (p, timer)) in plugins.iter().zip(timers).enumerate() {
         let t = Instant::now();
         let outcome = p.pre_hook(ctx, req).await;
-        record_plugin(p.as_ref(), "pre_hook", t);
+        timer.pre.record(t.elapsed().as_secs_f64());
         match outcome {
             PreHookOutcome::Continue => {}
             other => return (i + 1, Some(other)),
@@ -706,23 +717,37 @@ async fn run_pre_hooks(
 /// Runs post-hooks in reverse order.
 async fn run_post_hooks(
     plugins: &[Arc<dyn Plugin>],
+    timers: &[HookTimers],
     ctx: &mut RequestContext,
     result: &mut Result<BifrostResponse, BifrostError>,
 ) {
-    for p in plugins.iter().rev() {
+    for (p, timer) in plugins.iter().zip(timers).rev() {
         let t = Instant::now();
         p.post_hook(ctx, result).await;
-        record_plugin(p.as_ref(), "post_hook", t);
+        timer.post.record(t.elapsed().as_secs_f64());
     }
 }
 
-fn record_plugin(p: &dyn Plugin, hook: &'static str, started: Instant) {
-    metrics::histogram!(
-        telemetry::PLUGIN_DURATION,
-        "plugin" => telemetry::interned_label(p.name()),
-        "hook" => hook
-    )
-    .record(started.elapsed().as_secs_f64());
+/// One plugin's hook duration histograms (`bifrost_plugin_duration_seconds`).
+struct HookTimers {
+    pre: metrics::Histogram,
+    post: metrics::Histogram,
+}
+
+impl HookTimers {
+    fn new(p: &dyn Plugin) -> Self {
+        let hist = |hook: &'static str| {
+            metrics::histogram!(
+                telemetry::PLUGIN_DURATION,
+                "plugin" => telemetry::interned_label(p.name()),
+                "hook" => hook
+            )
+        };
+        Self {
+            pre: hist("pre_hook"),
+            post: hist("post_hook"),
+        }
+    }
 }
 
 /// An outcome of the wrong kind for its operation (a bug, never expected).
@@ -1104,6 +1129,11 @@ mod tests {
                 .plugins
                 .iter()
                 .fold(PluginNeeds::OBSERVE, |n, p| n.union(p.needs())),
+            hook_timers: setup
+                .plugins
+                .iter()
+                .map(|p| HookTimers::new(p.as_ref()))
+                .collect(),
             plugins: setup.plugins.into(),
             client: crate::config::ClientConfig::default(),
         };
