@@ -36,6 +36,10 @@
 //! Cohere's v2 API is served at `POST /v2/chat` (whole or its typed event stream) and
 //! `POST /v2/embed`, with the same faults and Cohere's `{"message": …}` error bodies.
 //!
+//! AWS Bedrock's runtime is served at `POST /model/{modelId}/converse`, `/converse-stream`
+//! (a binary AWS event stream) and `/invoke` (Titan and Cohere embeddings), checking SigV4
+//! or Bedrock API-key authentication (see `bedrock.rs`).
+//!
 //! Headers win over the body object. Every inference response carries
 //! `x-mock-api-key` with the key the request used.
 //!
@@ -44,6 +48,7 @@
 
 mod anthropic;
 mod azure;
+mod bedrock;
 mod capture;
 mod chat;
 mod cohere;
@@ -69,6 +74,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+pub use bedrock::{BEDROCK_ACCESS_KEY, BEDROCK_SECRET_KEY};
 pub use capture::CapturedRequest;
 pub use stats::StatsSnapshot;
 
@@ -215,6 +221,9 @@ pub fn router(state: MockState) -> Router {
         .route("/openai/models", get(azure::models))
         .route("/v2/chat", post(cohere::chat))
         .route("/v2/embed", post(cohere::embed))
+        .route("/model/{model_id}/converse", post(bedrock::converse))
+        .route("/model/{model_id}/converse-stream", post(bedrock::converse_stream))
+        .route("/model/{model_id}/invoke", post(bedrock::invoke))
         .route("/v1beta/models/{*rest}", post(gemini::handle))
         .route("/_mock/stats", get(stats_handler))
         .route("/_mock/reset", post(reset_handler))

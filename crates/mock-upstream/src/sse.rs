@@ -54,6 +54,12 @@ impl Sse {
         self.event(value);
     }
 
+    /// Appends one pre-encoded frame (binary framings such as AWS event streams).
+    pub(crate) fn raw(&mut self, frame: &[u8]) {
+        self.buf.extend_from_slice(frame);
+        self.ends.push(self.buf.len());
+    }
+
     /// Appends the `data: [DONE]` terminator.
     pub(crate) fn done(&mut self) {
         self.buf.extend_from_slice(b"data: [DONE]\n\n");

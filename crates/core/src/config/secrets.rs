@@ -95,9 +95,11 @@ fn resolve_env_in(v: &Value) -> Value {
 impl KeyConfig {
     /// Resolves the key; a key whose variable is unset is skipped with a warning naming the
     /// variable (not the value), as the caller may still have other keys.
+    /// A Bedrock key with `bedrock_key_config` needs no `value` (its credentials are there).
     pub fn resolve(&self, provider: &str, index: usize) -> Option<ResolvedKey> {
+        let value_optional = self.provider_config.contains_key("bedrock_key_config");
         match resolve_env(&self.value) {
-            Ok(value) if !value.is_empty() => Some(ResolvedKey {
+            Ok(value) if !value.is_empty() || value_optional => Some(ResolvedKey {
                 id: self
                     .id
                     .clone()

@@ -5,6 +5,7 @@
 
 pub mod anthropic;
 pub mod azure;
+pub mod bedrock;
 pub mod cerebras;
 pub mod cohere;
 pub mod compatible;
@@ -138,6 +139,8 @@ pub enum ProviderImpl {
     Anthropic(anthropic::AnthropicProvider),
     /// Azure OpenAI (per-key endpoint and deployments).
     Azure(azure::AzureProvider),
+    /// AWS Bedrock (Converse, InvokeModel embeddings; SigV4 or API keys).
+    Bedrock(bedrock::BedrockProvider),
     /// Cohere's v2 API.
     Cohere(cohere::CohereProvider),
     /// Google's Gemini API.
@@ -173,6 +176,15 @@ impl ProviderImpl {
             ProviderKey::Azure => {
                 let (client, headers) = http_parts(cfg, pool_size)?;
                 Ok(Self::Azure(azure::AzureProvider::new(
+                    key.clone(),
+                    client,
+                    headers,
+                    cfg,
+                )))
+            }
+            ProviderKey::Bedrock => {
+                let (client, headers) = http_parts(cfg, pool_size)?;
+                Ok(Self::Bedrock(bedrock::BedrockProvider::new(
                     key.clone(),
                     client,
                     headers,
@@ -237,6 +249,7 @@ macro_rules! dispatch {
             ProviderImpl::OpenAI($p) => $call,
             ProviderImpl::Anthropic($p) => $call,
             ProviderImpl::Azure($p) => $call,
+            ProviderImpl::Bedrock($p) => $call,
             ProviderImpl::Cohere($p) => $call,
             ProviderImpl::Gemini($p) => $call,
             #[cfg(test)]

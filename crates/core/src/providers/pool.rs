@@ -732,6 +732,14 @@ impl Response {
         body.event = Some(EventScan::default());
         BodyDataStream::new(body)
     }
+
+    /// The body as it arrives, like [`Response::bytes_stream`] but without the SSE event
+    /// cap: for binary framings (AWS event streams), whose reader bounds each frame itself.
+    pub fn raw_stream(self) -> BodyDataStream<UpstreamBody> {
+        let mut body = self.0.into_body();
+        body.deadline = None;
+        BodyDataStream::new(body)
+    }
 }
 
 /// A response reqwest received elsewhere (tests, callers with their own client), with the
