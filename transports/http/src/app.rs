@@ -112,6 +112,7 @@ pub fn router(state: AppState, opts: RouterOptions) -> impl crate::workers::App 
         .merge(crate::surfaces::openai::router())
         .merge(crate::surfaces::anthropic::router())
         .merge(crate::surfaces::genai::router())
+        .merge(crate::surfaces::integrations())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(ObserveLayer::new(state.clone(), opts.max_body_bytes))

@@ -3,6 +3,12 @@
 //! database that neither fails nor slows requests (drops counted in `/metrics`), and the
 //! shutdown flush. Store-level tests (both SQLite and PostgreSQL) live in the plugin crate.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail the test loudly"
+)]
+
 mod support;
 
 use std::time::{Duration, Instant};

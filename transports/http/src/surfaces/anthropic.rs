@@ -65,6 +65,13 @@ pub fn router() -> Router<AppState> {
         .route("/anthropic/v1/models", get(list_models))
 }
 
+/// The Messages routes re-mounted under an integration prefix (`/litellm/v1/messages`, …).
+pub fn integration_router(prefix: &str) -> Router<AppState> {
+    Router::new()
+        .route(&format!("{prefix}/v1/messages"), post(messages))
+        .route(&format!("{prefix}/v1/messages/count_tokens"), post(count_tokens))
+}
+
 /// A parsed body: the native JSON (gateway fields removed), its typed form, and routing.
 struct Incoming {
     native: Map<String, Value>,

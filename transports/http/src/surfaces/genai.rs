@@ -71,6 +71,16 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// The model routes re-mounted under an integration prefix
+/// (`/litellm/v1beta/models/{model}:generateContent`, …). The model list stays with the
+/// OpenAI routes mounted beside them (same path).
+pub fn integration_router(prefix: &str) -> Router<AppState> {
+    Router::new().route(
+        &format!("{prefix}/{{version}}/models/{{*rest}}"),
+        get(get_model).post(model_method),
+    )
+}
+
 /// The `:method` part of a model path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Method {

@@ -21,6 +21,23 @@ use futures::StreamExt;
 
 use crate::errors::Dialect;
 
+/// Bifrost's integration prefixes: each re-mounts the OpenAI, Anthropic and GenAI routes, so
+/// a LiteLLM, LangChain or Pydantic AI client set up for any of those APIs works with
+/// `base_url = http://gateway/<prefix>`.
+pub const INTEGRATION_PREFIXES: [&str; 3] = ["/litellm", "/langchain", "/pydanticai"];
+
+/// Every integration prefix's routes.
+pub fn integrations() -> axum::Router<crate::app::AppState> {
+    let mut r = axum::Router::new();
+    for prefix in INTEGRATION_PREFIXES {
+        r = r
+            .merge(openai::integration_router(prefix))
+            .merge(anthropic::integration_router(prefix))
+            .merge(genai::integration_router(prefix));
+    }
+    r
+}
+
 /// Lists, comma-separated, the parameters the gateway did not send to the provider (see
 /// [`bifrost_gateway::policy::X_DROPPED_PARAMS`]).
 pub const X_DROPPED_PARAMS: HeaderName =

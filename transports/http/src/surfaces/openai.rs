@@ -61,6 +61,21 @@ pub fn router() -> Router<AppState> {
     )
 }
 
+/// The OpenAI routes re-mounted under an integration prefix (`/litellm`, …): inference and
+/// the model list, at `{prefix}` and `{prefix}/v1`. `models/{model}` is left to the GenAI
+/// routes mounted beside them (same path shape).
+pub fn integration_router(prefix: &str) -> Router<AppState> {
+    let mut r = Router::new();
+    for base in [format!("{prefix}/v1"), prefix.to_owned()] {
+        r = r
+            .route(&format!("{base}/chat/completions"), post(chat))
+            .route(&format!("{base}/completions"), post(completions))
+            .route(&format!("{base}/embeddings"), post(embeddings))
+            .route(&format!("{base}/models"), get(list_models));
+    }
+    r
+}
+
 /// Just enough of a body to see how its model is written.
 #[derive(Deserialize)]
 struct Peek<'a> {
