@@ -495,3 +495,38 @@ async fn bedrock_api_key_is_a_bearer_token() {
     );
     assert_eq!(sent.header("x-amz-date"), None);
 }
+
+#[tokio::test]
+async fn without_keys_the_environment_is_used_or_named() {
+    let mock = capturing_mock().await;
+    let b = engine(json!({"providers": {"bedrock": {
+        "keys": [], "network_config": network(&mock.url(), 0)
+    }}}));
+    let from_env = ["AWS_BEARER_TOKEN_BEDROCK", "AWS_ACCESS_KEY_ID"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+    let out = b
+        .chat_completion(
+            &mut RequestContext::default(),
+            chat(ProviderKey::Bedrock, MODEL, "hi"),
+        )
+        .await;
+    if from_env {
+        // This machine has AWS credentials in its environment: they were sent.
+        assert!(
+            mock.last_request()
+                .unwrap()
+                .header("authorization")
+                .is_some()
+        );
+    } else {
+        let e = out.unwrap_err();
+        assert_eq!(e.http_status(), 500);
+        assert!(
+            e.error.message.contains("AWS_ACCESS_KEY_ID"),
+            "{}",
+            e.error.message
+        );
+        assert_eq!(mock.total_requests(), 0);
+    }
+}

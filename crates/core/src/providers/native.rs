@@ -199,6 +199,16 @@ pub fn unsupported_params(base: &ProviderKey, p: &ModelParameters) -> Vec<&'stat
             check(p.logit_bias.is_some(), "logit_bias");
             check(no_parallel, "parallel_tool_calls");
         }
+        ProviderKey::Bedrock => {
+            check(p.n.is_some_and(|n| n > 1), "n");
+            check(p.seed.is_some(), "seed");
+            check(p.presence_penalty.is_some(), "presence_penalty");
+            check(p.frequency_penalty.is_some(), "frequency_penalty");
+            check(p.logit_bias.is_some(), "logit_bias");
+            check(p.logprobs == Some(true), "logprobs");
+            check(p.top_logprobs.is_some(), "top_logprobs");
+            check(no_parallel, "parallel_tool_calls");
+        }
         ProviderKey::Cohere => {
             check(p.n.is_some_and(|n| n > 1), "n");
             check(p.logit_bias.is_some(), "logit_bias");
@@ -214,7 +224,9 @@ pub fn unsupported_params(base: &ProviderKey, p: &ModelParameters) -> Vec<&'stat
 /// answer (e.g. `user` at Gemini); reported, never refused.
 pub fn param_hints(base: &ProviderKey, p: &ModelParameters) -> Vec<&'static str> {
     match base {
-        ProviderKey::Gemini | ProviderKey::Cohere if p.user.is_some() => vec!["user"],
+        ProviderKey::Gemini | ProviderKey::Cohere | ProviderKey::Bedrock if p.user.is_some() => {
+            vec!["user"]
+        }
         _ => Vec::new(),
     }
 }
@@ -244,7 +256,7 @@ pub fn strip_params(p: &mut ModelParameters, names: &[&str]) {
 pub fn accepts_anthropic_field(base: &ProviderKey, name: &str) -> bool {
     match base {
         ProviderKey::Anthropic => true,
-        ProviderKey::Gemini | ProviderKey::Cohere => name == "top_k",
+        ProviderKey::Gemini | ProviderKey::Cohere | ProviderKey::Bedrock => name == "top_k",
         _ => false,
     }
 }
@@ -321,6 +333,11 @@ mod tests {
             ["logit_bias", "parallel_tool_calls"]
         );
         assert!(unsupported_params(&ProviderKey::OpenAI, &p).is_empty());
+        assert_eq!(
+            unsupported_params(&ProviderKey::Bedrock, &p),
+            ["seed", "logit_bias", "parallel_tool_calls"]
+        );
+        assert_eq!(param_hints(&ProviderKey::Bedrock, &p), ["user"]);
         assert_eq!(param_hints(&ProviderKey::Gemini, &p), ["user"]);
         assert!(param_hints(&ProviderKey::Anthropic, &p).is_empty());
         strip_params(&mut p, &["seed", "logit_bias"]);

@@ -35,15 +35,26 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 /// The SigV4 service name of the Bedrock runtime.
 const SERVICE: &str = "bedrock";
 
-/// Bifrost's older provider-level settings (`meta_config`), read once at setup.
-#[derive(Debug, Clone, Default)]
+/// Bifrost's older provider-level settings (`meta_config`), read once at setup. Each value
+/// may be `env.VAR`; an unset variable is kept as `Err(VAR)` and named when a request needs it.
+#[derive(Clone, Default)]
 pub struct MetaConfig {
     /// `secret_access_key`: makes each key's `value` an access key.
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<Result<String, String>>,
     /// `session_token`, with the above.
-    pub session_token: Option<String>,
+    pub session_token: Option<Result<String, String>>,
     /// `region` for keys that name none.
-    pub region: Option<String>,
+    pub region: Option<Result<String, String>>,
+}
+
+/// Never prints the secret.
+impl std::fmt::Debug for MetaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaConfig")
+            .field("secret_access_key", &self.secret_access_key.is_some())
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MetaConfig {
@@ -53,13 +64,29 @@ impl MetaConfig {
             v.and_then(|v| v.get(name))
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
-                .map(str::to_owned)
+                .map(crate::config::resolve_env)
         };
         Self {
             secret_access_key: get("secret_access_key"),
             session_token: get("session_token"),
             region: get("region"),
         }
+    }
+}
+
+/// A `meta_config` value, or the error naming its unset variable.
+fn meta_value(
+    v: Option<&Result<String, String>>,
+    name: &str,
+) -> Result<Option<String>, BifrostError> {
+    match v {
+        None => Ok(None),
+        Some(Ok(s)) => Ok(Some(s.clone())),
+        Some(Err(var)) => Err(BifrostError::gateway(
+            500,
+            "missing_credentials",
+            format!("meta_config.{name}: environment variable {var} is not set"),
+        )),
     }
 }
 
@@ -138,9 +165,7 @@ pub fn resolve(key: Option<&ResolvedKey>, meta: &MetaConfig) -> Result<Resolved,
     let cfg = key.and_then(|k| k.provider_config.get(BEDROCK_KEY_CONFIG));
     let region = match setting(cfg, "region")? {
         Some(r) => r,
-        None => meta
-            .region
-            .clone()
+        None => meta_value(meta.region.as_ref(), "region")?
             .or_else(|| env("AWS_REGION"))
             .or_else(|| env("AWS_DEFAULT_REGION"))
             .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
@@ -161,14 +186,16 @@ pub fn resolve(key: Option<&ResolvedKey>, meta: &MetaConfig) -> Result<Resolved,
             ));
         }
         (None, None) => match key.map(|k| k.value.as_str()).filter(|v| !v.is_empty()) {
-            Some(value) => match &meta.secret_access_key {
-                Some(secret) => Auth::SigV4 {
-                    access_key: value.to_owned(),
-                    secret_key: secret.clone(),
-                    session_token: meta.session_token.clone(),
-                },
-                None => Auth::Bearer(value.to_owned()),
-            },
+            Some(value) => {
+                match meta_value(meta.secret_access_key.as_ref(), "secret_access_key")? {
+                    Some(secret_key) => Auth::SigV4 {
+                        access_key: value.to_owned(),
+                        secret_key,
+                        session_token: meta_value(meta.session_token.as_ref(), "session_token")?,
+                    },
+                    None => Auth::Bearer(value.to_owned()),
+                }
+            }
             None => from_env()?,
         },
     };
@@ -320,6 +347,7 @@ mod tests {
         ));
         let k = key("AKIDOLD", json!(null));
         let r = resolve(Some(&k), &meta).unwrap();
+        assert!(!format!("{meta:?}").contains("old-secret"));
         assert_eq!(r.region, "ap-south-1");
         assert!(matches!(&r.auth, Auth::SigV4 { access_key, .. } if access_key == "AKIDOLD"));
     }
@@ -339,6 +367,16 @@ mod tests {
         );
         let k = key("", json!({"access_key": "AKID"}));
         assert!(resolve(Some(&k), &MetaConfig::default()).is_err());
+        let meta = MetaConfig::from_value(Some(
+            &json!({"secret_access_key": "env.BIFROST_TEST_UNSET_AWS_SECRET"}),
+        ));
+        let e = resolve(Some(&key("AKIDOLD", json!(null))), &meta).unwrap_err();
+        assert!(
+            e.error
+                .message
+                .contains("meta_config.secret_access_key: environment variable"),
+            "{e}"
+        );
     }
 
     #[test]
