@@ -11,7 +11,7 @@ use bifrost_transport_grpc::pb::{ChatCompletionRequest, ChatCompletionStreamRequ
 use serde_json::{Value, json};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::load::{LoadResult, Percentiles, StreamResult, closed_loop};
+use crate::load::{LoadResult, OneStream, Percentiles, StreamResult, closed_loop};
 use crate::procstat::cpu_time;
 
 /// Unary calls share this many HTTP/2 connections (as a pooled gRPC client would); each
@@ -211,32 +211,17 @@ pub async fn grpc_streams(
                     Err(_) => return None,
                 }
             }
-            Some((micros(first?), micros(max_gap), micros(last - t0)))
+            Some(OneStream {
+                ttft: micros(first?),
+                max_gap: micros(max_gap),
+                total: micros(last - t0),
+                done: true,
+            })
         }));
     }
-    let (mut ttft, mut gaps, mut totals) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut completed, mut stalled) = (0, 0);
+    let mut streams = Vec::with_capacity(n);
     for t in tasks {
-        match t.await? {
-            Some((f, g, total)) => {
-                ttft.push(f);
-                gaps.push(g);
-                totals.push(total);
-                if Duration::from_micros(u64::from(g)) <= stall {
-                    completed += 1;
-                } else {
-                    stalled += 1;
-                }
-            }
-            None => stalled += 1,
-        }
+        streams.push(t.await?);
     }
-    Ok(StreamResult {
-        streams: n,
-        completed,
-        stalled,
-        ttft_us: Percentiles::of(&mut ttft),
-        max_gap_us: Percentiles::of(&mut gaps),
-        total_us: Percentiles::of(&mut totals),
-    })
+    Ok(StreamResult::of(streams, stall))
 }

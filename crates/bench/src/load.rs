@@ -173,38 +173,56 @@ pub async fn concurrent_streams(
             async move { one_stream(&client, uri, body).await },
         ));
     }
-    let (mut ttft, mut gaps, mut totals) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut completed, mut stalled) = (0, 0);
+    let mut streams = Vec::with_capacity(n);
     for t in tasks {
-        match t.await? {
-            Some(s) => {
-                ttft.push(s.ttft);
-                gaps.push(s.max_gap);
-                totals.push(s.total);
-                if s.done && Duration::from_micros(u64::from(s.max_gap)) <= stall {
-                    completed += 1;
-                } else {
-                    stalled += 1;
-                }
-            }
-            None => stalled += 1,
-        }
+        streams.push(t.await?);
     }
-    Ok(StreamResult {
-        streams: n,
-        completed,
-        stalled,
-        ttft_us: Percentiles::of(&mut ttft),
-        max_gap_us: Percentiles::of(&mut gaps),
-        total_us: Percentiles::of(&mut totals),
-    })
+    Ok(StreamResult::of(streams, stall))
 }
 
-struct OneStream {
-    ttft: u32,
-    max_gap: u32,
-    total: u32,
-    done: bool,
+impl StreamResult {
+    /// The result of `streams` (`None`: failed before its end); a stream completed when it
+    /// ended cleanly with no gap over `stall`.
+    pub fn of(streams: Vec<Option<OneStream>>, stall: Duration) -> Self {
+        let n = streams.len();
+        let (mut ttft, mut gaps, mut totals) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut completed, mut stalled) = (0, 0);
+        for s in streams {
+            match s {
+                Some(s) => {
+                    ttft.push(s.ttft);
+                    gaps.push(s.max_gap);
+                    totals.push(s.total);
+                    if s.done && Duration::from_micros(u64::from(s.max_gap)) <= stall {
+                        completed += 1;
+                    } else {
+                        stalled += 1;
+                    }
+                }
+                None => stalled += 1,
+            }
+        }
+        Self {
+            streams: n,
+            completed,
+            stalled,
+            ttft_us: Percentiles::of(&mut ttft),
+            max_gap_us: Percentiles::of(&mut gaps),
+            total_us: Percentiles::of(&mut totals),
+        }
+    }
+}
+
+/// What one stream measured (µs).
+pub struct OneStream {
+    /// Time to the first body chunk.
+    pub ttft: u32,
+    /// Largest gap between two chunks.
+    pub max_gap: u32,
+    /// Whole stream.
+    pub total: u32,
+    /// It ended as a finished stream should (`[DONE]`, or the transport's clean end).
+    pub done: bool,
 }
 
 async fn one_stream(client: &HttpClient, uri: hyper::Uri, body: Bytes) -> Option<OneStream> {

@@ -4,8 +4,10 @@
 //! table with an HTTP and a gRPC column. Transports keep only their wire format.
 
 pub mod cli;
+pub mod logging;
 pub mod metadata;
 pub mod plugins;
 pub mod policy;
+pub mod signals;
 pub mod startup;
 pub mod status;

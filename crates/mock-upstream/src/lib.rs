@@ -222,7 +222,10 @@ pub fn router(state: MockState) -> Router {
         .route("/v2/chat", post(cohere::chat))
         .route("/v2/embed", post(cohere::embed))
         .route("/model/{model_id}/converse", post(bedrock::converse))
-        .route("/model/{model_id}/converse-stream", post(bedrock::converse_stream))
+        .route(
+            "/model/{model_id}/converse-stream",
+            post(bedrock::converse_stream),
+        )
         .route("/model/{model_id}/invoke", post(bedrock::invoke))
         .route("/v1beta/models/{*rest}", post(gemini::handle))
         .route("/_mock/stats", get(stats_handler))

@@ -10,14 +10,13 @@ use anyhow::Context;
 use bifrost_gateway::cli::Cli;
 use bifrost_gateway::plugins::PluginRegistry;
 use bifrost_gateway::startup::{build_engine, load_config};
-use tracing_subscriber::EnvFilter;
 
 /// The port when neither `-grpc-port` nor `grpc.port` sets one (gRPC's customary port).
 const DEFAULT_PORT: u16 = 50051;
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse_from_go_style(std::env::args());
-    init_logging(&cli.log_level, &cli.log_style);
+    let _log = bifrost_gateway::logging::init(&cli.log_level, &cli.log_style);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = cli.workers.filter(|n| *n > 0) {
         runtime.worker_threads(n);
@@ -37,20 +36,6 @@ fn main() -> anyhow::Result<ExitCode> {
         tracing::error!(error = format!("{e:#}"), "bifrost-grpc failed");
     }
     result.map(|()| ExitCode::SUCCESS)
-}
-
-/// Logs to stderr at `level` (`RUST_LOG` overrides it), as JSON lines or `pretty`.
-fn init_logging(level: &str, style: &str) {
-    let filter = EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},hyper=warn,h2=warn,tower=warn")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if style == "pretty" {
-        builder.init();
-    } else {
-        builder.json().flatten_event(true).init();
-    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -75,7 +60,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     tokio::pin!(server);
     tokio::select! {
         res = &mut server => res??,
-        () = shutdown_signal() => {
+        () = bifrost_gateway::signals::shutdown_signal() => {
             // `serve` drains calls in flight (at most its DRAIN_TIMEOUT) before returning.
             let _ = stop_tx.send(());
             server.await??;
@@ -119,26 +104,4 @@ async fn healthcheck(cli: &Cli) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("no answer from {url} within 3 s"))?
         .with_context(|| format!("health check of {url}"))
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

@@ -5,8 +5,9 @@ pub mod app;
 pub mod body_timeout;
 /// The flags, shared with the other binaries.
 pub use bifrost_gateway::cli;
+/// Log output, shared with the other binaries.
+pub use bifrost_gateway::logging;
 pub mod errors;
-pub mod logging;
 mod observe;
 pub mod parse;
 pub mod server;

@@ -172,7 +172,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         stop_rx,
     )?;
     let grpc = start_grpc(&cli, &cfg, &bifrost, workers, stop_tx.subscribe()).await?;
-    shutdown_signal().await;
+    bifrost_gateway::signals::shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight requests");
     let _ = stop_tx.send(true);
     // HTTP and gRPC drain side by side (both saw the stop signal), within one deadline.
@@ -238,28 +238,6 @@ async fn start_grpc(
         "grpc.port is set but this build has no gRPC transport (feature `grpc`)"
     );
     Ok(None)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }
 
 #[cfg(test)]

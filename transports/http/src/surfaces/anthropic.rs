@@ -69,7 +69,10 @@ pub fn router() -> Router<AppState> {
 pub fn integration_router(prefix: &str) -> Router<AppState> {
     Router::new()
         .route(&format!("{prefix}/v1/messages"), post(messages))
-        .route(&format!("{prefix}/v1/messages/count_tokens"), post(count_tokens))
+        .route(
+            &format!("{prefix}/v1/messages/count_tokens"),
+            post(count_tokens),
+        )
 }
 
 /// A parsed body: the native JSON (gateway fields removed), its typed form, and routing.
