@@ -39,6 +39,7 @@ impl PluginRegistry {
             .with(&bifrost_plugin_mocker::MockerFactory)
             .with(&bifrost_plugin_maxim::MaximFactory)
             .with(&bifrost_plugin_logging::LoggingFactory)
+            .with(&bifrost_plugin_mcp::McpFactory)
     }
 
     /// Adds `factory` (a later factory of the same name replaces an earlier one), e.g. a Rust

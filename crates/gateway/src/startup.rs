@@ -64,6 +64,8 @@ pub fn load_config(cli: &Cli) -> Result<BifrostConfig, StartupError> {
     apply_flags(cli, &mut cfg);
     // Bifrost's `logs_store` block turns request logging on; SQLite paths go under the app dir.
     bifrost_plugin_logging::apply_logs_store(&mut cfg, &cli.app_dir);
+    // Bifrost's top-level `mcp` block (client configs) turns the MCP plugin on.
+    bifrost_plugin_mcp::apply_mcp_block(&mut cfg);
     Ok(cfg)
 }
 

@@ -100,6 +100,7 @@ pub fn router(state: AppState, opts: RouterOptions) -> impl crate::workers::App 
         .route("/v1/completions", post(text_completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(list_models))
+        .route("/v1/mcp/tool/execute", post(mcp_tool_execute))
         .route("/health", get(health))
         .route("/metrics", get(render_metrics))
         .route(
@@ -337,6 +338,20 @@ async fn plugin_api(
         Ok(v) => axum::Json(v).into_response(),
         Err(e) => Dialect::Bifrost.error_response(&e),
     }
+}
+
+/// `POST /v1/mcp/tool/execute` (Bifrost's path): the MCP plugin's `/api/mcp/tool/execute`.
+async fn mcp_tool_execute(
+    st: State<AppState>,
+    method: Method,
+    query: Result<
+        axum::extract::Query<Vec<(String, String)>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let path = axum::extract::Path("mcp/tool/execute".to_owned());
+    plugin_api(st, path, method, query, body).await
 }
 
 async fn health() -> Response {

@@ -176,10 +176,6 @@ async fn ignored_blocks_start_with_a_warning_naming_each() {
     let dir = TempDir::new();
     let mut config = mock_config("still served");
     for (block, value) in [
-        (
-            "mcp",
-            json!({"client_configs": [{"name": "fs", "connection_type": "stdio"}]}),
-        ),
         ("config_store", json!({"enabled": true, "type": "sqlite"})),
         ("vector_store", json!({"enabled": true, "type": "weaviate"})),
         ("governance", json!({"virtual_keys": []})),
@@ -201,7 +197,7 @@ async fn ignored_blocks_start_with_a_warning_naming_each() {
     let gw = Running::start(cmd);
     assert_eq!(mock_answer(&gw.url).await, "still served");
     let log = gw.log();
-    for block in ["mcp", "config_store", "vector_store", "governance"] {
+    for block in ["config_store", "vector_store", "governance"] {
         assert!(
             log.lines()
                 .any(|l| l.contains("WARN") && l.contains(&format!("`{block}` ignored"))),

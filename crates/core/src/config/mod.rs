@@ -69,7 +69,8 @@ pub struct BifrostConfig {
     /// block (`is_enabled: true`) stops startup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_config: Option<Value>,
-    /// MCP client connections: not implemented in this build (ignored with a warning).
+    /// MCP client connections (Bifrost's shape); read by the MCP plugin (`bifrost-plugin-mcp`),
+    /// which the binaries turn on when the block lists clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp: Option<Value>,
     /// Configuration database: not implemented in this build (ignored with a warning).
@@ -474,7 +475,7 @@ impl BifrostConfig {
     }
 
     /// Blocks of the config this build does not implement and ignores, each with what was
-    /// found (e.g. `("mcp", "MCP client connections")`), for a startup warning. Blocks that
+    /// found (e.g. `("vector_store", "the vector store")`), for a startup warning. Blocks that
     /// would change who may call the gateway are not here: [`validate`](Self::validate)
     /// refuses them.
     pub fn ignored_blocks(&self) -> Vec<(&'static str, &'static str)> {
@@ -490,7 +491,6 @@ impl BifrostConfig {
             out.push(("auth_config", "authentication (block not enabled)"));
         }
         for (name, block, what) in [
-            ("mcp", &self.mcp, "MCP client connections"),
             (
                 "config_store",
                 &self.config_store,
@@ -893,7 +893,6 @@ mod tests {
                 "governance",
                 "client.enable_governance",
                 "auth_config",
-                "mcp",
                 "config_store",
                 "vector_store"
             ]
