@@ -110,8 +110,7 @@ async fn mcp_block_tools_execute_and_agent_mode_through_the_gateway() {
         .await
         .unwrap();
     assert_eq!(
-        resp["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
-        "everything-echo",
+        resp["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "everything-echo",
         "{resp}"
     );
     let sent = up.last_request().unwrap().body;
@@ -134,7 +133,11 @@ async fn mcp_block_tools_execute_and_agent_mode_through_the_gateway() {
             chunk["choices"][0]["delta"]["tool_calls"].is_null(),
             "a tool round was streamed: {e}"
         );
-        text.push_str(chunk["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
+        text.push_str(
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .unwrap_or(""),
+        );
     }
     assert_eq!(text, want);
 }
