@@ -1,11 +1,13 @@
 """MCP through the gateway with the official OpenAI SDK: the gateway offers the tools of the
 reference server-everything (stdio), the model (the mock upstream) calls one, the caller runs
 the call at ``/v1/mcp/tool/execute`` and sends the result back, the model answers.
-Agent mode does the same round trip inside the gateway."""
+Agent mode does the same round trip inside the gateway, also with a server written on the
+official Python SDK (``mcp_weather_server.py``)."""
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -46,6 +48,15 @@ def mcp_gateway(mock_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 "tools_to_execute": ["get-tiny-image"],
                 "tools_to_auto_execute": ["get-tiny-image"],
             },
+            {
+                "name": "pyweather",
+                "connection_type": "stdio",
+                "stdio_config": {
+                    "command": sys.executable,
+                    "args": [str(Path(__file__).with_name("mcp_weather_server.py"))],
+                },
+                "tools_to_auto_execute": ["weather"],
+            },
         ]
     }
     gen = _run_gateway(config, tmp_path_factory)
@@ -54,7 +65,7 @@ def mcp_gateway(mock_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     with httpx.Client(timeout=HTTP_TIMEOUT_S) as http:
         while True:
             clients = http.get(f"{url}/api/mcp/clients").json()
-            if all(c["state"] == "connected" for c in clients) and len(clients) == 2:
+            if all(c["state"] == "connected" for c in clients) and len(clients) == 3:
                 break
             assert time.monotonic() < deadline, f"MCP clients did not connect: {clients}"
             time.sleep(0.1)
@@ -119,3 +130,22 @@ def test_unknown_tool_is_a_404_in_bifrost_shape(mcp_gateway: str) -> None:
         )
     assert r.status_code == 404
     assert r.json()["error"]["type"] == "mcp_tool_not_found"
+
+
+def test_python_sdk_server_over_stdio(mcp_gateway: str, mcp_client: openai.OpenAI) -> None:
+    with httpx.Client(timeout=HTTP_TIMEOUT_S) as http:
+        clients = {c["name"]: c for c in http.get(f"{mcp_gateway}/api/mcp/clients").json()}
+        assert clients["pyweather"]["tools"] == ["pyweather-weather"]
+        r = http.post(
+            f"{mcp_gateway}/v1/mcp/tool/execute",
+            json={"id": "c1", "type": "function",
+                  "function": {"name": "pyweather-weather", "arguments": '{"location": "Oslo"}'}},
+        )
+    assert r.json() == {"role": "tool", "content": "sunny in Oslo", "tool_call_id": "c1"}
+    # Agent mode: the mock model asks for the weather in Paris, the gateway runs the tool.
+    resp = mcp_client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "weather?"}],
+        extra_headers={"x-bf-mcp-include-clients": "pyweather"},
+    )
+    assert resp.choices[0].message.content == "tool said: sunny in Paris"
