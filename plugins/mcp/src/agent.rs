@@ -14,6 +14,7 @@
 //! engine then tries the request's fallbacks, each of which runs the loop again.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use bifrost_core::schemas::{BifrostError, BifrostRequest, BifrostResponse, ChatMessage, Role};
 use bifrost_core::{Bifrost, RequestContext};
@@ -23,7 +24,7 @@ use crate::manager::{McpManager, McpTool};
 
 /// Adds the MCP tools the request does not already have (a caller's tool of the same name
 /// wins). Returns whether agent mode applies: one of `tools` may be auto-executed.
-pub fn inject(req: &mut BifrostRequest, tools: &[McpTool]) -> bool {
+pub fn inject(req: &mut BifrostRequest, tools: &[Arc<McpTool>]) -> bool {
     let list = req.params.tools.get_or_insert_with(Vec::new);
     let mut names: HashSet<String> = list.iter().map(|t| t.function.name.clone()).collect();
     for t in tools {
@@ -54,7 +55,7 @@ pub async fn run(
     manager: &McpManager,
     outer: &mut RequestContext,
     mut req: BifrostRequest,
-    tools: &[McpTool],
+    tools: &[Arc<McpTool>],
 ) -> Result<BifrostResponse, BifrostError> {
     let auto: HashSet<&str> = tools
         .iter()
@@ -129,8 +130,8 @@ mod tests {
     use super::*;
     use bifrost_core::schemas::{FunctionDef, ProviderKey, Tool};
 
-    fn tool(name: &str, auto: bool) -> McpTool {
-        McpTool {
+    fn tool(name: &str, auto: bool) -> Arc<McpTool> {
+        Arc::new(McpTool {
             client: "c".into(),
             tool: name.into(),
             auto_execute: auto,
@@ -143,13 +144,13 @@ mod tests {
                     strict: None,
                 },
             },
-        }
+        })
     }
 
     #[test]
     fn injection_keeps_the_callers_tools_and_adds_each_once() {
         let mut req = BifrostRequest::chat(ProviderKey::OpenAI, "m", vec![]);
-        let mut own = tool("a", false).def;
+        let mut own = tool("a", false).def.clone();
         own.function.description = Some("mine".into());
         req.params.tools = Some(vec![own]);
         let auto = inject(&mut req, &[tool("a", false), tool("b", false)]);

@@ -156,7 +156,7 @@ pub struct ClientStatus {
 struct Live {
     state: ConnState,
     last_error: Option<String>,
-    tools: Arc<[McpTool]>,
+    tools: Arc<[Arc<McpTool>]>,
     peer: Option<Peer<RoleClient>>,
     pid: Option<u32>,
     connections: u64,
@@ -334,8 +334,8 @@ impl McpManager {
     }
 
     /// The tools of connected clients this request may see, by client name then server
-    /// order.
-    pub fn tools_for(&self, filter: &RequestFilter) -> Vec<McpTool> {
+    /// order. Shared, not copied: this runs on every chat request.
+    pub fn tools_for(&self, filter: &RequestFilter) -> Vec<Arc<McpTool>> {
         let mut out = Vec::new();
         for slot in self.slots().values() {
             let tools = Arc::clone(&slot.live().tools);
@@ -358,14 +358,14 @@ impl McpManager {
 
     /// Finds the client and tool a model-facing name refers to: `<client>-<tool>`, or a bare
     /// tool name (Bifrost v1.x) offered by one client.
-    fn resolve(&self, name: &str) -> Result<(Arc<Slot>, McpTool), McpError> {
+    fn resolve(&self, name: &str) -> Result<(Arc<Slot>, Arc<McpTool>), McpError> {
         let slots = self.slots();
         if let Some((client, _)) = name.split_once('-')
             && let Some(slot) = slots.get(client)
         {
             let live = slot.live();
             if let Some(t) = live.tools.iter().find(|t| t.def.function.name == name) {
-                return Ok((Arc::clone(slot), t.clone()));
+                return Ok((Arc::clone(slot), Arc::clone(t)));
             }
             if live.state != ConnState::Connected {
                 return Err(McpError::Unavailable {
@@ -379,7 +379,7 @@ impl McpManager {
         }
         for slot in slots.values() {
             if let Some(t) = slot.live().tools.iter().find(|t| t.tool == name) {
-                return Ok((Arc::clone(slot), t.clone()));
+                return Ok((Arc::clone(slot), Arc::clone(t)));
             }
         }
         Err(McpError::UnknownTool(name.to_owned()))
@@ -625,26 +625,30 @@ async fn list_tools(
     cfg: &ClientConfig,
     peer: &Peer<RoleClient>,
     limit: Duration,
-) -> Result<Vec<McpTool>, ServiceError> {
+) -> Result<Vec<Arc<McpTool>>, ServiceError> {
     let tools = match tokio::time::timeout(limit, peer.list_all_tools()).await {
         Ok(r) => r?,
         Err(_) => return Err(ServiceError::Timeout { timeout: limit }),
     };
-    let mut out = Vec::with_capacity(tools.len());
+    let mut out: Vec<Arc<McpTool>> = Vec::with_capacity(tools.len());
     for t in tools {
         if !cfg.offers(&t.name) {
             continue;
         }
-        let name = format!("{}-{}", cfg.name, t.name);
+        let name = model_name(&cfg.name, &t.name);
         if name.len() > 64 {
             tracing::warn!(client = %cfg.name, tool = %t.name, "tool name longer than 64 characters with its prefix; not offered");
+            continue;
+        }
+        if out.iter().any(|o| o.def.function.name == name) {
+            tracing::warn!(client = %cfg.name, tool = %t.name, "tool name clashes with another after replacing characters models do not accept; not offered");
             continue;
         }
         let mut schema = (*t.input_schema).clone();
         schema
             .entry("type")
             .or_insert_with(|| serde_json::Value::from("object"));
-        out.push(McpTool {
+        out.push(Arc::new(McpTool {
             client: cfg.name.clone(),
             tool: t.name.to_string(),
             auto_execute: cfg.auto_executes(&t.name),
@@ -657,9 +661,25 @@ async fn list_tools(
                     strict: None,
                 },
             },
-        });
+        }));
     }
     Ok(out)
+}
+
+/// The name the model sees: `<client>-<tool>`, with characters outside `[A-Za-z0-9_-]` (which
+/// OpenAI-style APIs refuse in function names, failing the whole request) replaced by `_`.
+fn model_name(client: &str, tool: &str) -> String {
+    let tool: String = tool
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{client}-{tool}")
 }
 
 /// One client's life: connect, serve, notice the end, wait, connect again; until removed.
@@ -806,6 +826,13 @@ mod tests {
             }),
             Some(503)
         );
+    }
+
+    #[test]
+    fn model_names_are_prefixed_and_safe() {
+        assert_eq!(model_name("fs", "read_file"), "fs-read_file");
+        assert_eq!(model_name("fs", "get-sum"), "fs-get-sum");
+        assert_eq!(model_name("fs", "files.read/v2 x"), "fs-files_read_v2_x");
     }
 
     #[test]
