@@ -83,17 +83,25 @@ async fn tools_are_discovered_namespaced_and_filtered_by_config() {
     only["tools_to_execute"] = json!(["echo"]);
     let mut none = http_client("none", &server.url);
     none["tools_to_execute"] = json!([]);
+    let mut sse = http_client("viasse", &server.url);
+    sse["connection_type"] = json!("sse");
     let p = plugin(vec![
         http_client("local", &server.url),
         filtered,
         only,
         none,
+        sse,
     ]);
-    for c in ["local", "picky", "only", "none"] {
+    for c in ["local", "picky", "only", "none", "viasse"] {
         connected(&p, c).await;
     }
     assert_eq!(tool_names(&p, "only"), ["only-echo"]);
     assert!(tool_names(&p, "none").is_empty());
+    assert_eq!(
+        tool_names(&p, "viasse").len(),
+        5,
+        "sse connects with streamable HTTP"
+    );
     assert_eq!(
         tool_names(&p, "local"),
         [
