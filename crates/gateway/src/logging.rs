@@ -25,8 +25,9 @@ pub fn init(level: &str, style: &str) -> WorkerGuard {
         .thread_name("bifrost-log")
         .finish(std::io::stderr());
     let _ = DROPPED.set(writer.error_counter());
-    let filter = EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},hyper=warn,reqwest=warn,h2=warn")));
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(format!("{level},hyper=warn,reqwest=warn,h2=warn,rmcp=warn"))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
