@@ -568,14 +568,14 @@ async fn upload(req: reqwest::RequestBuilder, key: String) -> Result<(), UploadE
         });
     }
     // The SDKs treat a 200 whose JSON holds `error` as a refusal.
-    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
-        if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
-            let msg = e
-                .get("message")
-                .and_then(|m| m.as_str())
-                .map_or_else(|| e.to_string(), str::to_owned);
-            return Err(UploadError::Refused(scrub(msg.as_bytes())));
-        }
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body)
+        && let Some(e) = v.get("error").filter(|e| !e.is_null())
+    {
+        let msg = e
+            .get("message")
+            .and_then(|m| m.as_str())
+            .map_or_else(|| e.to_string(), str::to_owned);
+        return Err(UploadError::Refused(scrub(msg.as_bytes())));
     }
     Ok(())
 }

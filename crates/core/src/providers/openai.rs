@@ -634,10 +634,10 @@ fn chat_body<'a>(
 /// OpenAI's stream chunk parser (the default [`Dialect::parse_chunk`]): a chunk, or the
 /// `{"error":…}` event some servers send mid-stream.
 pub fn parse_chunk(data: &str) -> Result<BifrostResponse, BifrostError> {
-    if data.starts_with("{\"error\"") {
-        if let Ok(env) = serde_json::from_str::<OpenAIErrorEnvelope>(data) {
-            return Err(BifrostError::provider(502, env.error));
-        }
+    if data.starts_with("{\"error\"")
+        && let Ok(env) = serde_json::from_str::<OpenAIErrorEnvelope>(data)
+    {
+        return Err(BifrostError::provider(502, env.error));
     }
     serde_json::from_str(data)
         .map_err(|e| BifrostError::bad_upstream_response(format!("cannot parse stream chunk: {e}")))
