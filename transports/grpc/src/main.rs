@@ -17,11 +17,11 @@ const DEFAULT_PORT: u16 = 50051;
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse_from_go_style(std::env::args());
     let _log = bifrost_gateway::logging::init(&cli.log_level, &cli.log_style);
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = cli.workers.filter(|n| *n > 0) {
-        runtime.worker_threads(n);
-    }
-    let runtime = runtime.enable_all().build()?;
+    // The control runtime: signals and the health probe. Calls run on the workers' own
+    // runtimes (see `spawn_workers`).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     if cli.healthcheck {
         return Ok(match runtime.block_on(healthcheck(&cli)) {
             Ok(()) => ExitCode::SUCCESS,
@@ -42,30 +42,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = load_config(&cli)?;
     let bifrost = build_engine(&cfg, &PluginRegistry::builtin())?;
     let port = cfg.grpc.port.unwrap_or(DEFAULT_PORT);
-    let listener = tokio::net::TcpListener::bind((cli.host.as_str(), port))
-        .await
+    let listener = std::net::TcpListener::bind((cli.host.as_str(), port))
         .with_context(|| format!("binding {}:{port}", cli.host))?;
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "bifrost-grpc listening on http://{addr} (gRPC, h2c)");
-
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(bifrost_transport_grpc::serve(
-        bifrost.clone(),
-        listener,
-        cfg.grpc.clone(),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
-    tokio::pin!(server);
-    tokio::select! {
-        res = &mut server => res??,
-        () = bifrost_gateway::signals::shutdown_signal() => {
-            // `serve` drains calls in flight (at most its DRAIN_TIMEOUT) before returning.
-            let _ = stop_tx.send(());
-            server.await??;
-        }
-    }
+    let threads = cli
+        .workers
+        .filter(|n| *n > 0)
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1);
+    // Thread per core, each with its own runtime and upstream pools, as in `bifrost-http`.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let workers =
+        bifrost_transport_grpc::spawn_workers(&bifrost, listener, &cfg.grpc, threads, stop_rx)?;
+    bifrost_gateway::signals::shutdown_signal().await;
+    // Each worker drains its calls in flight (at most `serve`'s DRAIN_TIMEOUT) before it ends.
+    let _ = stop_tx.send(true);
+    let _ = tokio::task::spawn_blocking(move || workers.join()).await;
     bifrost.shutdown().await;
     tracing::info!("stopped");
     Ok(())
