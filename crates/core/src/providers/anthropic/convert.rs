@@ -428,8 +428,10 @@ fn assistant_content(m: &ChatMessage, i: usize) -> Result<Option<Content>, Bifro
     Ok((!blocks.is_empty()).then_some(Content::Blocks(blocks)))
 }
 
-/// Parses tool-call arguments (a JSON string) into Anthropic's `input` object.
-fn tool_input(arguments: &str, at: &str) -> Result<Value, BifrostError> {
+/// Parses tool-call arguments (a JSON string) into Anthropic's `input` object (also
+/// Bedrock Converse's `toolUse.input`). Empty arguments are `{}`; anything but an object
+/// is a 400 naming the message at `at`.
+pub(crate) fn tool_input(arguments: &str, at: &str) -> Result<Value, BifrostError> {
     if arguments.trim().is_empty() {
         return Ok(Value::Object(Map::new()));
     }

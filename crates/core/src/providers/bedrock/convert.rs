@@ -26,6 +26,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
+// Converse takes tool-call arguments as an object, as Anthropic does.
+use crate::providers::anthropic::convert::tool_input;
+
 use super::types::{
     Block, BytesSource, ConverseRequest, ConverseResponse, DocumentBlock, InferenceConfig,
     MediaBlock, Message, SystemBlock, TokenUsage, ToolConfig, ToolEntry, ToolResult,
@@ -367,24 +370,6 @@ fn document(file: Option<&Value>) -> Option<Block> {
             bytes: data.to_owned(),
         },
     }))
-}
-
-/// Tool-call arguments (a JSON string) → `toolUse.input` (an object).
-fn tool_input(arguments: &str, at: &str) -> Result<Value, BifrostError> {
-    if arguments.trim().is_empty() {
-        return Ok(Value::Object(Map::new()));
-    }
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(BifrostError::invalid_param(
-            "messages",
-            format!("{at}.function.arguments must be a JSON object"),
-        )),
-        Err(e) => Err(BifrostError::invalid_param(
-            "messages",
-            format!("{at}.function.arguments is not valid JSON: {e}"),
-        )),
-    }
 }
 
 /// `tools` and `tool_choice` → `toolConfig` (see the module docs).
